@@ -1,0 +1,3 @@
+from sferumd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP and websocket edge: validates everything, then calls the services."""

@@ -1,0 +1,115 @@
+"""The aiohttp application: routes, start-up (store, state) and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from protocol.errors import CloseCode
+from sferumd import __version__
+from sferumd.config import Settings
+from sferumd.hub import Hub
+from sferumd.metrics import Metrics
+from sferumd.services.ephemeral import Ephemeral
+from sferumd.services.rooms import RoomService
+from sferumd.store import SqliteStore
+
+if TYPE_CHECKING:
+    from sferumd.api.ws import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Daemon:
+    """Everything one running sferumd owns."""
+
+    settings: Settings
+    store: SqliteStore
+    hub: Hub
+    metrics: Metrics
+    rooms: RoomService
+    ephemeral: Ephemeral
+    sessions: set[Session] = field(default_factory=set)
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+DAEMON = web.AppKey("daemon", Daemon)
+
+
+def build_daemon(settings: Settings) -> Daemon:
+    metrics = Metrics()
+    store = SqliteStore(
+        settings.db_path,
+        synchronous=settings.store.synchronous.upper(),
+        max_batch=settings.store.max_batch,
+    )
+    hub = Hub(
+        metrics,
+        max_queue_bytes=settings.websocket.max_queue_bytes,
+        max_backlog=settings.websocket.max_backlog,
+    )
+    rooms = RoomService(store, hub, settings.limits)
+    return Daemon(settings, store, hub, metrics, rooms, Ephemeral(store, hub, rooms))
+
+
+def create_app(settings: Settings) -> web.Application:
+    from sferumd.api import ws
+
+    app = web.Application(client_max_size=settings.limits.max_frame_bytes)
+    daemon = build_daemon(settings)
+    app[DAEMON] = daemon
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/ws", ws.handler)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_cleanup)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    daemon = app[DAEMON]
+    await daemon.store.open()
+    await daemon.rooms.load()
+    daemon.store.writer_task.add_done_callback(lambda t: _writer_done(daemon, t))
+    log.info("ready", extra={"pos": daemon.hub.committed_pos, "db": str(daemon.settings.db_path)})
+
+
+def _writer_done(daemon: Daemon, task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        daemon.stopped.set()  # a failed commit stops the daemon; see SqliteStore._write_loop
+
+
+async def _shutdown(app: web.Application) -> None:
+    """Close every websocket with 1001 (clients resume elsewhere or later) and let the
+    requests already running finish, so everything acknowledged is committed."""
+    daemon = app[DAEMON]
+    for session in list(daemon.sessions):
+        session.conn.close(CloseCode.GOING_AWAY, "server shutting down")
+    pending = [t for s in daemon.sessions for t in s.tasks]
+    if pending:
+        await asyncio.wait(pending, timeout=daemon.settings.server.shutdown_grace_s)
+
+
+async def _cleanup(app: web.Application) -> None:
+    await app[DAEMON].store.close()
+    log.info("stopped")
+
+
+async def health(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    return web.json_response(
+        {"status": "ok", "version": __version__, "pos": daemon.hub.committed_pos}
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    daemon.metrics.connections = len(daemon.sessions)
+    daemon.metrics.commits = daemon.store.batches
+    return web.Response(text=daemon.metrics.render(), content_type="text/plain", charset="utf-8")

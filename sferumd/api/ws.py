@@ -1,0 +1,303 @@
+"""The websocket edge at ``/v1/ws``: one ``Session`` per connection.
+
+Frames are decoded and validated here; a rejected frame gets an error response and the
+connection stays open, unless the peer keeps sending bad frames (close 4009). Requests run as
+tasks, at most ``max_inflight`` per connection; they start in arrival order, so a
+connection's writes are ordered as sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from protocol import frames as f
+from protocol import validate
+from protocol.codec import SUBPROTOCOLS, Codec
+from protocol.errors import CloseCode, ErrorCode, ProtocolError
+from sferumd.api.app import DAEMON, Daemon
+from sferumd.hub import Connection, event_frame
+from sferumd.model import Device
+from sferumd.services.rooms import now_ms
+from sferumd.services.sync import catch_up
+
+log = logging.getLogger(__name__)
+
+
+def _pick_subprotocol(request: web.Request) -> Codec | None:
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    for name in (p.strip() for p in offered.split(",")):
+        if name in SUBPROTOCOLS:
+            return SUBPROTOCOLS[name]
+    return None
+
+
+async def handler(request: web.Request) -> web.StreamResponse:
+    daemon = request.app[DAEMON]
+    codec = _pick_subprotocol(request)
+    if codec is None:
+        return web.json_response(
+            {
+                "error": {
+                    "code": ErrorCode.BAD_FRAME.value,
+                    "message": "offer a subprotocol: " + " or ".join(SUBPROTOCOLS),
+                }
+            },
+            status=400,
+        )
+    ws = web.WebSocketResponse(
+        protocols=(codec.subprotocol,),
+        max_msg_size=daemon.settings.limits.max_frame_bytes,
+        compress=False,
+        heartbeat=daemon.settings.websocket.heartbeat_s,
+    )
+    writer = await ws.prepare(request)
+    assert request.transport is not None
+    session = Session(daemon, ws, request.transport, codec, writer.drain)
+    daemon.sessions.add(session)
+    try:
+        await session.run()
+    finally:
+        daemon.sessions.discard(session)
+        session.detach()
+    return ws
+
+
+class _Bucket:
+    """Token bucket: ``rate`` per second, up to ``burst``."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst, self.tokens = rate, burst, burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Session:
+    def __init__(
+        self,
+        daemon: Daemon,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        codec: Codec,
+        drain: Callable[[], Awaitable[None]],
+    ):
+        self.daemon = daemon
+        self.ws = ws
+        self.codec = codec
+        self.drain = drain
+        self.limits = daemon.settings.limits
+        cfg = daemon.settings.websocket
+        self.conn = Connection(daemon.hub, transport, codec.binary, self._close)
+        self.device: Device | None = None
+        self.authenticating = False
+        self.requests = _Bucket(cfg.rate_per_s, cfg.rate_burst)
+        self.bad_frames = _Bucket(cfg.bad_frames_per_minute / 60, cfg.bad_frames_per_minute)
+        self.inflight = asyncio.Semaphore(cfg.max_inflight)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.ops: dict[str, Callable[[Device, Any], Awaitable[Any]]] = self._ops()
+
+    # -- the read loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self.daemon.settings.websocket.auth_timeout_s, self._auth_timeout)
+        try:
+            async for msg in self.ws:
+                if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                    await self._on_frame(msg.type == WSMsgType.BINARY, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+            if self.ws.close_code == CloseCode.MESSAGE_TOO_BIG:
+                self.daemon.metrics.flood_closes += 1
+        finally:
+            timer.cancel()
+
+    def _auth_timeout(self) -> None:
+        if self.device is None:
+            self.conn.close(CloseCode.AUTH_TIMEOUT, "no successful auth in time")
+
+    async def _on_frame(self, binary: bool, data: str | bytes) -> None:
+        try:
+            if binary != self.codec.binary:
+                kind = "binary" if binary else "text"
+                raise ProtocolError(
+                    ErrorCode.BAD_FRAME, f"{kind} frame on subprotocol {self.codec.subprotocol}"
+                )
+            raw = data if isinstance(data, bytes) else data.encode()
+            env = validate.parse(self.codec.decode(raw), self.limits)
+            if not self.requests.take():
+                raise ProtocolError(ErrorCode.RATE_LIMITED, "too many requests; slow down", env.id)
+            if self.device is None and env.op not in f.UNAUTHENTICATED_OPS:
+                raise ProtocolError(ErrorCode.NOT_AUTHENTICATED, "authenticate first", env.id)
+        except ProtocolError as err:
+            self._reject(err)
+            return
+        self.daemon.metrics.requests[env.op] += 1
+        await self.inflight.acquire()
+        task = asyncio.create_task(self._handle(env))
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.inflight.release()
+
+    def _reject(self, err: ProtocolError, counts: bool = True) -> None:
+        self.daemon.metrics.errors[err.code.value] += 1
+        self.conn.send(err.to_frame())
+        if counts and not self.bad_frames.take():
+            self.daemon.metrics.flood_closes += 1
+            self.conn.close(CloseCode.FLOOD, "too many rejected frames")
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def _handle(self, env: f.Envelope) -> None:
+        try:
+            if env.op == "auth":
+                await self._auth(env)
+                return
+            if env.op == "ping":
+                result: Any = {"ts": now_ms()}
+            else:
+                assert self.device is not None
+                result = await self.ops[env.op](self.device, env.request)
+            self.conn.send(f.ok(env.id, result))
+        except ProtocolError as err:
+            err.request_id = env.id
+            # A request well-formed but refused by the rules is no sign of a broken client.
+            self._reject(err, counts=False)
+        except Exception:
+            log.exception("request failed", extra={"op": env.op})
+            self._reject(ProtocolError(ErrorCode.INTERNAL, "internal error", env.id), counts=False)
+
+    def _ops(self) -> dict[str, Callable[[Device, Any], Awaitable[Any]]]:
+        rooms = self.daemon.rooms
+        eph = self.daemon.ephemeral
+
+        async def event(coro: Awaitable[Any]) -> dict[str, Any]:
+            return {"event": (await coro).to_wire()}
+
+        async def typing(d: Device, r: f.Typing) -> dict[str, Any]:
+            eph.typing(d, r)
+            return {}
+
+        async def read(d: Device, r: f.Read) -> dict[str, Any]:
+            await eph.read(d, r)
+            return {}
+
+        async def create_room(d: Device, r: f.CreateRoom) -> dict[str, Any]:
+            return {"room_id": await rooms.create_room(d, r)}
+
+        async def room_list(d: Device, r: f.Rooms) -> dict[str, Any]:
+            return {"rooms": await eph.room_summaries(d)}
+
+        async def members(d: Device, r: f.Members) -> dict[str, Any]:
+            return {"members": rooms.members(d, r)}
+
+        async def presence(d: Device, r: f.Presence) -> dict[str, Any]:
+            return {"presence": eph.presence(d, r)}
+
+        def ev(method: Callable[[Device, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            return lambda d, r: event(method(d, r))
+
+        return {
+            "create_room": create_room,
+            "rooms": room_list,
+            "members": members,
+            "invite": ev(rooms.invite),
+            "join": ev(rooms.join),
+            "leave": ev(rooms.leave),
+            "kick": ev(rooms.kick),
+            "ban": ev(rooms.ban),
+            "unban": ev(rooms.unban),
+            "send": ev(rooms.send),
+            "state": ev(rooms.set_state),
+            "redact": ev(rooms.redact),
+            "history": rooms.history,
+            "typing": typing,
+            "read": read,
+            "presence": presence,
+        }
+
+    # -- auth and catch-up -----------------------------------------------------------------
+
+    async def _auth(self, env: f.Envelope) -> None:
+        req = env.request
+        assert isinstance(req, f.Auth)
+        if self.device is not None or self.authenticating:
+            raise ProtocolError(ErrorCode.ALREADY_AUTHENTICATED, "this connection is authenticated")
+        hub = self.daemon.hub
+        if req.since is not None and req.since > hub.committed_pos:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"since {req.since} is beyond the server's newest position {hub.committed_pos}",
+            )
+        self.authenticating = True
+        try:
+            device = await self.daemon.store.device_for_token(req.token)
+        finally:
+            self.authenticating = False
+        if device is None:
+            self._reject(ProtocolError(ErrorCode.AUTH_FAILED, "unknown or revoked token", env.id))
+            return
+        self.device = device
+        conn = self.conn
+        conn.user_id, conn.device_id = device.user_id, device.device_id
+        # Live events from here on wait in the backlog until the catch-up below is out.
+        conn.catching_up = True
+        upto = hub.committed_pos
+        first = hub.attach(conn)
+        conn.send(f.ok(env.id, {"user_id": device.user_id, "device_id": device.device_id,
+                                "pos": upto}))
+        if first:
+            self.daemon.ephemeral.went_online(device.user_id)
+        await self._catch_up(req.since or 0, upto, req.limit)
+
+    async def _catch_up(self, since: int, upto: int, limit: int | None) -> None:
+        conn = self.conn
+        assert conn.user_id is not None
+        per_room = self.limits.sync_limit_default if limit is None else limit
+        result = await catch_up(self.daemon.store, conn.user_id, since, upto, per_room)
+        for room_id, before in sorted(result.gaps.items()):
+            conn.send({f.PUSH_GAP: {"room_id": room_id, "after": since, "before": before}})
+        chunk = self.daemon.settings.websocket.catchup_chunk
+        for i in range(0, len(result.events), chunk):
+            for ev in result.events[i : i + chunk]:
+                conn.send_frame(event_frame(ev))
+            conn.flush()
+            await self.drain()
+            if conn.closed:
+                return
+        conn.send({f.PUSH_SYNCED: {"pos": upto}})
+        backlog, conn.backlog = conn.backlog, []
+        conn.catching_up = False
+        for frame in backlog:
+            if frame.pos == 0 or frame.pos > upto:
+                conn.send_frame(frame)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def _close(self, code: int, reason: str) -> None:
+        if not self.ws.closed:
+            asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
+
+    def detach(self) -> None:
+        self.conn.closed = True
+        if self.daemon.hub.detach(self.conn):
+            assert self.conn.user_id is not None
+            self.daemon.ephemeral.went_offline(self.conn.user_id)

@@ -1,0 +1,94 @@
+"""Settings: defaults here, overridden by a TOML file (``--config``) and the command line.
+
+Every limit is a named setting. The TOML file has one table per dataclass below
+(``[server]``, ``[store]``, ``[websocket]``, ``[limits]``); an unknown key is an error, so a
+typo never silently keeps a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from protocol.limits import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "data"
+    log_level: str = "INFO"
+    shutdown_grace_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    # NORMAL survives a crash of the process (the WAL is written before the ack); FULL also
+    # survives power loss at the cost of an fsync per group commit.
+    synchronous: str = "NORMAL"
+    max_batch: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WebsocketSettings:
+    max_queue_bytes: int = 2 * 1024 * 1024  # unsent bytes per connection before closing it
+    max_backlog: int = 20_000  # live events held while a connection catches up
+    auth_timeout_s: float = 10.0
+    heartbeat_s: float = 30.0
+    rate_per_s: float = 200.0  # requests per connection, sustained
+    rate_burst: int = 400
+    bad_frames_per_minute: int = 30  # rejected frames tolerated before closing with 4009
+    max_inflight: int = 64  # requests of one connection processed at once
+    catchup_chunk: int = 500  # events written between waits for the socket to drain
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    websocket: WebsocketSettings = field(default_factory=WebsocketSettings)
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_path / "sferumd.sqlite"
+
+
+def load(path: Path | None = None, **server_overrides: Any) -> Settings:
+    settings = Settings()
+    if path is not None:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+        settings = _apply(settings, raw, str(path))
+    overrides = {k: v for k, v in server_overrides.items() if v is not None}
+    if overrides:
+        settings = replace(settings, server=replace(settings.server, **overrides))
+    if settings.store.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+        raise ValueError("store.synchronous must be NORMAL, FULL or EXTRA")
+    return settings
+
+
+def _apply(settings: Settings, raw: dict[str, Any], where: str) -> Settings:
+    sections = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    for name, table in raw.items():
+        if name not in sections or not isinstance(table, dict):
+            raise ValueError(f"{where}: unknown section [{name}]")
+        current = sections[name]
+        known = {f.name: f for f in fields(current)}
+        for key, value in table.items():
+            if key not in known:
+                raise ValueError(f"{where}: unknown setting {name}.{key}")
+            expected = type(getattr(current, key))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not expected:
+                raise ValueError(f"{where}: {name}.{key} must be {expected.__name__}")
+        sections[name] = replace(current, **table)
+    return Settings(**sections)

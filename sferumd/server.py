@@ -1,0 +1,49 @@
+"""Running the daemon: listen, print the address, stop cleanly on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from sferumd.api.app import DAEMON, create_app
+from sferumd.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings) -> int:
+    app = create_app(settings)
+    daemon = app[DAEMON]
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    await site.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stopped.set)
+    for sock in site._server.sockets if site._server else ():  # type: ignore[union-attr]
+        host, port = sock.getsockname()[:2]
+        address = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        log.info("listening", extra={"address": address})
+        print(f"sferumd listening on {address}", flush=True)
+    await daemon.stopped.wait()
+    log.info("stopping")
+    await runner.cleanup()
+    failed = daemon.store.writer_task.done() and not daemon.store.writer_task.cancelled() and (
+        daemon.store.writer_task.exception() is not None
+    )
+    return 1 if failed else 0
+
+
+def run(settings: Settings) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
+        return asyncio.run(serve(settings))
+    if sys.version_info >= (3, 12):
+        return asyncio.run(serve(settings), loop_factory=uvloop.new_event_loop)
+    return uvloop.run(serve(settings))

@@ -1,0 +1,352 @@
+"""Rooms: creation, membership, messages, state, redaction and history.
+
+Each write is decided and applied to memory synchronously (no await between the check and
+the apply), given the next stream position, and handed to the store; the caller is
+answered after the commit. Because the store commits in submission order, memory order,
+position order and commit order are one order. Recipients are fixed when the event is
+made, from the membership just before it, which is what sync's catch-up reproduces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from protocol import frames as f
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.limits import Limits
+from sferumd import ids, model
+from sferumd.hub import Hub
+from sferumd.model import Device, Event
+from sferumd.services import membership as ms
+from sferumd.services import power
+from sferumd.services.roomstate import RoomState
+from sferumd.store.base import Store, TxnKey
+
+# State types the ``state`` op may set, with their content checks.
+SETTABLE_STATE = (model.NAME, model.TOPIC, model.JOIN_RULE, model.POWER_LEVELS)
+# Types ``send`` may not use: they have their own ops.
+RESERVED_TYPES = frozenset({model.CREATE, model.MEMBER, model.REDACTION, *SETTABLE_STATE})
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Pending:
+    recipients: frozenset[str] | set[str]
+
+
+class RoomService:
+    def __init__(self, store: Store, hub: Hub, limits: Limits):
+        self.store = store
+        self.hub = hub
+        self.limits = limits
+        self.rooms: dict[str, RoomState] = {}
+        self.user_rooms: dict[str, set[str]] = {}  # rooms where the user has a membership
+        self.next_pos = 1
+        self._routes: dict[str, Any] = {}  # event id -> recipients, until committed
+        self._txns: dict[TxnKey, Awaitable[Event]] = {}  # sends in flight by transaction
+        store.set_commit_listener(self._committed)
+
+    async def load(self) -> None:
+        top, state_events = await self.store.load()
+        self.next_pos = top + 1
+        self.hub.committed_pos = top
+        for ev in state_events:
+            self._apply(ev)
+
+    # -- the write path --------------------------------------------------------------------
+
+    def _event(
+        self, room_id: str, sender: str, type_: str, content: dict[str, Any], **extra: Any
+    ) -> Event:
+        ev = Event(ids.event_id(), room_id, sender, type_, content, now_ms(), self.next_pos, **extra)
+        self.next_pos += 1
+        return ev
+
+    def _submit(self, event: Event, txn: TxnKey | None = None) -> Awaitable[Event]:
+        """Route, apply to memory, and hand to the store. Synchronous up to the returned await."""
+        room = self.rooms[event.room_id]
+        recipients: set[str] | frozenset[str] = room.joined
+        if event.type == model.MEMBER and event.state_key not in room.joined:
+            recipients = room.joined | {event.state_key}  # the target sees its own change
+        else:
+            recipients = frozenset(recipients)
+        self._routes[event.event_id] = recipients
+        self._apply(event)
+        return self.store.append(event, txn)
+
+    def _apply(self, event: Event) -> None:
+        room = self.rooms.get(event.room_id)
+        if room is None:
+            room = self.rooms[event.room_id] = RoomState(event.room_id)
+        room.apply(event)
+        if event.type == model.MEMBER:
+            assert event.state_key is not None
+            self.user_rooms.setdefault(event.state_key, set()).add(event.room_id)
+
+    def _committed(self, events: Any) -> None:
+        routes = self._routes
+        for ev in events:
+            self.hub.publish(ev, routes.pop(ev.event_id, ()))
+
+    def forget_route(self, event: Event) -> None:
+        """A send dropped as a duplicate transaction never reaches the commit listener."""
+        self._routes.pop(event.event_id, None)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def room(self, room_id: str) -> RoomState:
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"room {room_id} does not exist")
+        return room
+
+    def joined_room(self, room_id: str, user_id: str) -> RoomState:
+        room = self.rooms.get(room_id)
+        if room is None or user_id not in room.joined:
+            # The same answer for "no such room" and "not yours": room ids don't leak.
+            raise ProtocolError(ErrorCode.NOT_MEMBER, f"you are not a member of room {room_id}")
+        return room
+
+    # -- ops -------------------------------------------------------------------------------
+
+    async def create_room(self, device: Device, req: f.CreateRoom) -> str:
+        me = device.user_id
+        invitees = [u for u in dict.fromkeys(req.invite) if u != me]
+        for user_id in invitees:
+            await self._require_user(user_id)
+        room_id = ids.room_id()
+        self.rooms[room_id] = RoomState(room_id)
+        state: list[tuple[str, dict[str, Any]]] = [
+            (model.POWER_LEVELS, power.initial_content(me)),
+            (model.JOIN_RULE, {"join_rule": req.join_rule}),
+        ]
+        if req.name is not None:
+            state.append((model.NAME, {"name": req.name}))
+        if req.topic is not None:
+            state.append((model.TOPIC, {"topic": req.topic}))
+        last = self._submit(self._event(room_id, me, model.CREATE, {"creator": me}, state_key=""))
+        last = self._submit(
+            self._event(room_id, me, model.MEMBER, {"membership": ms.JOIN}, state_key=me)
+        )
+        for type_, content in state:
+            last = self._submit(self._event(room_id, me, type_, content, state_key=""))
+        for user_id in invitees:
+            last = self._submit(
+                self._event(room_id, me, model.MEMBER, {"membership": ms.INVITE}, state_key=user_id)
+            )
+        await last
+        return room_id
+
+    async def send(self, device: Device, req: f.Send) -> Event:
+        if req.type in RESERVED_TYPES:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, f"type {req.type} is not sent with send; use its op"
+            )
+        room = self.joined_room(req.room_id, device.user_id)
+        power.require(room.power, device.user_id, room.power.for_event(req.type, False), "sending")
+        if req.txn is None:
+            return await self._submit(self._event(req.room_id, device.user_id, req.type, req.content))
+        key = (device.device_id, req.txn)
+        in_flight = self._txns.get(key)
+        if in_flight is not None:
+            return await in_flight
+        event = self._event(req.room_id, device.user_id, req.type, req.content)
+        fut = self._submit(event, key)
+        self._txns[key] = fut
+        try:
+            stored = await fut
+        finally:
+            del self._txns[key]
+        if stored.event_id != event.event_id:
+            self.forget_route(event)
+        return stored
+
+    async def set_state(self, device: Device, req: f.SetState) -> Event:
+        if req.type not in SETTABLE_STATE:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"state type must be one of {', '.join(SETTABLE_STATE)}",
+            )
+        if req.state_key != "":
+            raise ProtocolError(ErrorCode.INVALID_FIELD, f"{req.type} takes the empty state key")
+        if req.txn is not None:
+            original = await self.store.find_txn((device.device_id, req.txn))
+            if original is not None:
+                return original
+        room = self.joined_room(req.room_id, device.user_id)
+        me = device.user_id
+        power.require(room.power, me, room.power.for_event(req.type, True), f"changing {req.type}")
+        self._check_state_content(room, me, req.type, req.content)
+        txn = (device.device_id, req.txn) if req.txn is not None else None
+        return await self._submit(
+            self._event(req.room_id, me, req.type, req.content, state_key=""), txn
+        )
+
+    def _check_state_content(
+        self, room: RoomState, sender: str, type_: str, content: dict[str, Any]
+    ) -> None:
+        def text(key: str, limit: int) -> None:
+            value = content.get(key)
+            if not isinstance(value, str) or len(value) > limit or set(content) != {key}:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD,
+                    f"{type_} content must be {{{key}: string of at most {limit} characters}}",
+                )
+
+        if type_ == model.NAME:
+            text("name", self.limits.max_name_chars)
+        elif type_ == model.TOPIC:
+            text("topic", self.limits.max_topic_chars)
+        elif type_ == model.JOIN_RULE:
+            if content not in ({"join_rule": "invite"}, {"join_rule": "public"}):
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD, "join_rule content must be {join_rule: invite|public}"
+                )
+        elif type_ == model.POWER_LEVELS:
+            power.validate_content(content)
+            power.check_change(room.power, power.PowerLevels.from_content(content), sender)
+
+    async def redact(self, device: Device, req: f.Redact) -> Event:
+        if req.txn is not None:
+            original = await self.store.find_txn((device.device_id, req.txn))
+            if original is not None:
+                return original
+        target = await self.store.get_event(req.event_id)
+        room = self.joined_room(req.room_id, device.user_id)
+        if target is None or target.room_id != req.room_id:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"event {req.event_id} is not in this room")
+        if target.is_state or target.type == model.REDACTION:
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "state events and redactions stay")
+        if target.redacted_by is not None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"event {req.event_id} is already redacted")
+        if target.sender != device.user_id:
+            power.require(room.power, device.user_id, room.power.action("redact"), "redacting")
+        content: dict[str, Any] = {} if req.reason is None else {"reason": req.reason}
+        txn = (device.device_id, req.txn) if req.txn is not None else None
+        return await self._submit(
+            self._event(req.room_id, device.user_id, model.REDACTION, content, redacts=target.event_id),
+            txn,
+        )
+
+    # -- membership ------------------------------------------------------------------------
+
+    async def invite(self, device: Device, req: f.Invite) -> Event:
+        await self._require_user(req.user_id)
+        room = self.joined_room(req.room_id, device.user_id)
+        power.require(room.power, device.user_id, room.power.action("invite"), "inviting")
+        return await self._member(room, device.user_id, req.user_id, "invite")
+
+    async def join(self, device: Device, req: f.Join) -> Event:
+        room = self.rooms.get(req.room_id)
+        me = device.user_id
+        if room is None or (room.membership(me) != ms.INVITE and room.join_rule != "public"):
+            if room is not None and room.membership(me) == ms.BAN:
+                raise ProtocolError(ErrorCode.BANNED, "you are banned from this room")
+            if room is not None and me in room.joined:
+                return room.state[(model.MEMBER, me)]  # joining twice changes nothing
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, f"room {req.room_id} needs an invite (or does not exist)"
+            )
+        if me in room.joined:
+            return room.state[(model.MEMBER, me)]
+        return await self._member(room, me, me, "join")
+
+    async def leave(self, device: Device, req: f.Leave) -> Event:
+        room = self.rooms.get(req.room_id)
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_MEMBER, f"you are not a member of room {req.room_id}")
+        return await self._member(room, device.user_id, device.user_id, "leave")
+
+    async def kick(self, device: Device, req: f.Kick) -> Event:
+        room = self.joined_room(req.room_id, device.user_id)
+        power.require(room.power, device.user_id, room.power.action("kick"), "kicking")
+        power.require_above(room.power, device.user_id, req.user_id, "kicking")
+        return await self._member(room, device.user_id, req.user_id, "kick", req.reason)
+
+    async def ban(self, device: Device, req: f.Ban) -> Event:
+        await self._require_user(req.user_id)
+        room = self.joined_room(req.room_id, device.user_id)
+        power.require(room.power, device.user_id, room.power.action("ban"), "banning")
+        power.require_above(room.power, device.user_id, req.user_id, "banning")
+        return await self._member(room, device.user_id, req.user_id, "ban", req.reason)
+
+    async def unban(self, device: Device, req: f.Unban) -> Event:
+        room = self.joined_room(req.room_id, device.user_id)
+        power.require(room.power, device.user_id, room.power.action("ban"), "unbanning")
+        return await self._member(room, device.user_id, req.user_id, "unban")
+
+    def _member(
+        self, room: RoomState, sender: str, target: str, action: str, reason: str | None = None
+    ) -> Awaitable[Event]:
+        new = ms.transition(action, room.membership(target))
+        content: dict[str, Any] = {"membership": new}
+        if reason is not None:
+            content["reason"] = reason
+        return self._submit(self._event(room.room_id, sender, model.MEMBER, content, state_key=target))
+
+    async def _require_user(self, user_id: str) -> None:
+        if await self.store.get_user(user_id) is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"user {user_id} does not exist")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def members(self, device: Device, req: f.Members) -> list[dict[str, Any]]:
+        room = self.joined_room(req.room_id, device.user_id)
+        return [
+            {"user_id": uid, "membership": m, "power": room.power.user(uid)}
+            for uid, m in sorted(room.members.items())
+            if m in (ms.JOIN, ms.INVITE)
+        ]
+
+    async def history(self, device: Device, req: f.History) -> dict[str, Any]:
+        """Older events, newest first by page, returned in ascending order.
+
+        Visibility is Matrix's "shared": a member reads the room's whole past; someone who
+        left reads up to their leave.
+        """
+        me = device.user_id
+        room = self.rooms.get(req.room_id)
+        membership = room.membership(me) if room is not None else ms.NONE
+        if room is None or not (
+            membership == ms.JOIN
+            or (membership in (ms.LEAVE, ms.BAN) and await self._ever_joined(room.room_id, me))
+        ):
+            raise ProtocolError(ErrorCode.NOT_MEMBER, f"you are not a member of room {req.room_id}")
+        upto = self.hub.committed_pos
+        if membership != ms.JOIN:
+            upto = min(upto, room.state[(model.MEMBER, me)].pos)
+        if req.before is not None:
+            upto = min(upto, req.before - 1)
+        events = await self.store.room_events(req.room_id, 0, upto, req.limit + 1)
+        more = len(events) > req.limit
+        if more:
+            events = events[1:]
+        return {
+            "events": [e.to_wire() for e in events],
+            "prev": events[0].pos if more and events else None,
+        }
+
+    async def _ever_joined(self, room_id: str, user_id: str) -> bool:
+        # A declined invite (invite -> leave) grants no history.
+        history = await self.store.member_history(user_id, self.hub.committed_pos)
+        return any(
+            e.room_id == room_id and e.content.get("membership") == ms.JOIN for e in history
+        )
+
+    def rooms_of(self, user_id: str) -> list[RoomState]:
+        return [self.rooms[r] for r in self.user_rooms.get(user_id, ())]
+
+    def co_members(self, user_id: str) -> set[str]:
+        """Everyone who shares a joined room with the user (for presence)."""
+        out: set[str] = set()
+        for room_id in self.user_rooms.get(user_id, ()):
+            room = self.rooms[room_id]
+            if user_id in room.joined:
+                out |= room.joined
+        return out

@@ -1,0 +1,47 @@
+"""The store interface the services use. A PostgreSQL store implements the same methods.
+
+Writes are group-committed: ``append`` and ``set_receipt`` return futures that resolve only
+after the transaction holding them has committed. Positions are assigned by the caller
+(the services own ordering), and writes commit in the order they were submitted, so the
+store's commit listener sees events in position order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from sferumd.model import Device, Event, NewDevice, User
+
+TxnKey = tuple[str, str]  # (device id, client transaction id)
+CommitListener = Callable[[Sequence[Event]], None]
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # Start-up: the highest stored position and every room's current state events.
+    async def load(self) -> tuple[int, list[Event]]: ...
+
+    def set_commit_listener(self, listener: CommitListener) -> None: ...
+
+    # Group-committed writes. ``append`` resolves to the stored event, or, when ``txn`` was
+    # already used, to the original event of that transaction (the new one is dropped).
+    def append(self, event: Event, txn: TxnKey | None = None) -> Awaitable[Event]: ...
+    def set_receipt(self, room_id: str, user_id: str, pos: int) -> Awaitable[None]: ...
+
+    # Reads.
+    async def room_events(
+        self, room_id: str, after: int, upto: int, limit: int
+    ) -> list[Event]: ...  # the newest ``limit`` events with after < pos <= upto, ascending
+    async def get_event(self, event_id: str) -> Event | None: ...
+    async def find_txn(self, key: TxnKey) -> Event | None: ...
+    async def member_history(self, user_id: str, upto: int) -> list[Event]: ...
+    async def receipts(self, user_id: str) -> dict[str, int]: ...
+    async def unread_count(self, room_id: str, user_id: str, after: int) -> int: ...
+
+    # Accounts.
+    async def device_for_token(self, token: str) -> Device | None: ...
+    async def get_user(self, user_id: str) -> User | None: ...
+    async def add_user_device(self, phone: str, first_name: str, last_name: str) -> NewDevice: ...

@@ -1,0 +1,82 @@
+"""Versioned schema migrations. Append new steps; never edit a released one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: event log, transactions, current state, receipts, accounts
+    """
+    CREATE TABLE events (
+        pos INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        room_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        type TEXT NOT NULL,
+        state_key TEXT,
+        content BLOB NOT NULL,
+        ts INTEGER NOT NULL,
+        redacts TEXT,
+        redacted_by TEXT
+    );
+    CREATE INDEX events_room_pos ON events (room_id, pos);
+    CREATE INDEX events_member_target ON events (state_key, pos) WHERE type = 'member';
+    CREATE TABLE txns (
+        device_id TEXT NOT NULL,
+        txn TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        PRIMARY KEY (device_id, txn)
+    ) WITHOUT ROWID;
+    CREATE TABLE current_state (
+        room_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        state_key TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        PRIMARY KEY (room_id, type, state_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE receipts (
+        room_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        PRIMARY KEY (user_id, room_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE users (
+        user_id TEXT PRIMARY KEY,
+        phone TEXT NOT NULL UNIQUE,
+        first_name TEXT NOT NULL,
+        last_name TEXT NOT NULL,
+        created_ts INTEGER NOT NULL
+    );
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users (user_id),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_ts INTEGER NOT NULL,
+        revoked_ts INTEGER
+    );
+    CREATE INDEX devices_user ON devices (user_id);
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the newest version; returns it. Each step is one transaction."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    if current > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {current} is newer than this sferumd ({len(MIGRATIONS)})"
+        )
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

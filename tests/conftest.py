@@ -1,0 +1,119 @@
+"""Shared fixtures: a real sferumd process on 127.0.0.1 with its own data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ADDRESS = re.compile(r"sferumd listening on (http://\S+)")
+
+
+@dataclass
+class User:
+    user_id: str
+    device_id: str
+    token: str
+    phone: str
+
+
+@dataclass
+class Daemon:
+    """A sferumd subprocess. ``restart`` keeps the data directory."""
+
+    data_dir: Path
+    config: Path | None = None
+    proc: subprocess.Popen[str] | None = None
+    url: str = ""
+    port: int = 0
+    _phones: int = field(default=0)
+
+    def start(self, timeout: float = 20.0) -> None:
+        cmd = [sys.executable, "-m", "sferumd", "serve", "--data-dir", str(self.data_dir),
+               "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.config is not None:
+            cmd += ["--config", str(self.config)]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=open(self.data_dir / "daemon.log", "a"),
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"sferumd exited: {(self.data_dir / 'daemon.log').read_text()}")
+            m = ADDRESS.search(line)
+            if m:
+                self.url = m.group(1)
+                self.port = int(self.url.rsplit(":", 1)[1])  # a restart keeps the port
+                return
+        raise RuntimeError("sferumd did not start in time")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        self.proc = None
+        return rc
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def add_user(self, first: str = "Иван", last: str = "Петров", phone: str | None = None) -> User:
+        if phone is None:
+            self._phones += 1
+            phone = f"+7999{os.getpid() % 1000:03d}{self._phones:04d}"
+        out = subprocess.run(
+            [sys.executable, "-m", "sferumd", "admin", "add-user", "--data-dir",
+             str(self.data_dir), "--phone", phone, "--first-name", first, "--last-name", last],
+            check=True, capture_output=True, text=True,
+        )
+        data = json.loads(out.stdout)
+        return User(data["user_id"], data["device_id"], data["token"], phone)
+
+    def log(self) -> str:
+        return (self.data_dir / "daemon.log").read_text()
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[type[Daemon]]:
+    started: list[Daemon] = []
+
+    def make(config: str | None = None, name: str = "data") -> Daemon:
+        data = tmp_path / name
+        data.mkdir(exist_ok=True)
+        cfg = write_config(tmp_path / f"{name}.toml", config) if config else None
+        d = Daemon(data, cfg)
+        d.start()
+        started.append(d)
+        return d
+
+    yield make  # type: ignore[misc]
+    for d in started:
+        if d.proc is not None:
+            d.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def daemon(daemon_factory) -> Daemon:  # type: ignore[no-untyped-def]
+    return daemon_factory()
