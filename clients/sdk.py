@@ -33,8 +33,9 @@ from protocol.errors import CloseCode
 log = logging.getLogger(__name__)
 
 # Ops that are safe to send again after a reconnect (reads, joins, and writes with a txn).
-RETRY_SAFE = frozenset({"ping", "rooms", "members", "history", "presence", "join", "send", "state",
-                        "redact", "read"})
+RETRY_SAFE = frozenset(
+    {"ping", "rooms", "members", "history", "presence", "join", "send", "state", "redact", "read"}
+)
 # Close codes after which reconnecting cannot help.
 FATAL_CLOSES = frozenset({CloseCode.AUTH_TIMEOUT, CloseCode.DEVICE_REVOKED, CloseCode.UNSUPPORTED})
 
@@ -260,43 +261,61 @@ class Client:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = _Pending(frame, future)
         if self._connected.is_set():
-            try:
+            # On failure the read loop notices the close and resends or fails the request.
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError, RuntimeError):
                 await self._send_raw(frame)
-            except (ConnectionError, aiohttp.ClientError, RuntimeError):
-                pass  # the read loop notices the close and resends or fails the request
         try:
             return await asyncio.wait_for(future, self.request_timeout)
         finally:
             self._pending.pop(rid, None)
 
     async def send(
-        self, room_id: str, body: str | None = None, *, content: dict[str, Any] | None = None,
-        type: str = "message", txn: str | None = None,
+        self,
+        room_id: str,
+        body: str | None = None,
+        *,
+        content: dict[str, Any] | None = None,
+        type: str = "message",
+        txn: str | None = None,
     ) -> dict[str, Any]:
         """Send a message; returns the stored event (the original one for a repeated txn)."""
         content = dict(content or {})
         if body is not None:
             content["body"] = body
         txn = txn or uuid.uuid4().hex
-        result = await self.request("send", room_id=room_id, content=content,
-                                    type=None if type == "message" else type, txn=txn)
+        result = await self.request(
+            "send",
+            room_id=room_id,
+            content=content,
+            type=None if type == "message" else type,
+            txn=txn,
+        )
         return result["event"]  # type: ignore[no-any-return]
 
-    async def create_room(self, name: str | None = None, *, topic: str | None = None,
-                          join_rule: str | None = None, invite: list[str] | None = None) -> str:
-        result = await self.request("create_room", name=name, topic=topic, join_rule=join_rule,
-                                    invite=invite)
+    async def create_room(
+        self,
+        name: str | None = None,
+        *,
+        topic: str | None = None,
+        join_rule: str | None = None,
+        invite: list[str] | None = None,
+    ) -> str:
+        result = await self.request(
+            "create_room", name=name, topic=topic, join_rule=join_rule, invite=invite
+        )
         return result["room_id"]  # type: ignore[no-any-return]
 
     async def rooms(self) -> list[dict[str, Any]]:
         return (await self.request("rooms"))["rooms"]  # type: ignore[no-any-return]
 
-    async def history(self, room_id: str, *, before: int | None = None,
-                      limit: int | None = None) -> dict[str, Any]:
+    async def history(
+        self, room_id: str, *, before: int | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
         return await self.request("history", room_id=room_id, before=before, limit=limit)  # type: ignore[no-any-return]
 
-    async def backfill(self, room_id: str, after: int, before: int,
-                       page: int = 500) -> list[dict[str, Any]]:
+    async def backfill(
+        self, room_id: str, after: int, before: int, page: int = 500
+    ) -> list[dict[str, Any]]:
         """Events of a room with after < pos < before, ascending: what a gap marker skipped."""
         out: list[dict[str, Any]] = []
         cursor: int | None = before
@@ -330,20 +349,26 @@ class Client:
     async def unban(self, room_id: str, user_id: str) -> dict[str, Any]:
         return await self._event_op("unban", room_id=room_id, user_id=user_id)
 
-    async def set_state(self, room_id: str, type: str, content: dict[str, Any],
-                        txn: str | None = None) -> dict[str, Any]:
-        return await self._event_op("state", room_id=room_id, type=type, content=content,
-                                    txn=txn or uuid.uuid4().hex)
+    async def set_state(
+        self, room_id: str, type: str, content: dict[str, Any], txn: str | None = None
+    ) -> dict[str, Any]:
+        return await self._event_op(
+            "state", room_id=room_id, type=type, content=content, txn=txn or uuid.uuid4().hex
+        )
 
-    async def redact(self, room_id: str, event_id: str, reason: str | None = None,
-                     txn: str | None = None) -> dict[str, Any]:
-        return await self._event_op("redact", room_id=room_id, event_id=event_id, reason=reason,
-                                    txn=txn or uuid.uuid4().hex)
+    async def redact(
+        self, room_id: str, event_id: str, reason: str | None = None, txn: str | None = None
+    ) -> dict[str, Any]:
+        return await self._event_op(
+            "redact", room_id=room_id, event_id=event_id, reason=reason, txn=txn or uuid.uuid4().hex
+        )
 
     async def members(self, room_id: str) -> list[dict[str, Any]]:
         return (await self.request("members", room_id=room_id))["members"]  # type: ignore[no-any-return]
 
-    async def typing(self, room_id: str, typing: bool = True, timeout_ms: int | None = None) -> None:
+    async def typing(
+        self, room_id: str, typing: bool = True, timeout_ms: int | None = None
+    ) -> None:
         await self.request("typing", room_id=room_id, typing=typing, timeout_ms=timeout_ms)
 
     async def read(self, room_id: str, pos: int) -> None:

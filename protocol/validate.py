@@ -95,14 +95,17 @@ def _content(name: str, value: Any, limits: Limits) -> dict[str, Any]:
         raise _Reject(ErrorCode.INVALID_FIELD, f"{name} must be a map")
     _check_plain(name, value, limits.max_depth)
     if len(MSGPACK.encode(value)) > limits.max_content_bytes:
-        raise _Reject(ErrorCode.TOO_LARGE, f"{name} is larger than {limits.max_content_bytes} bytes")
+        raise _Reject(
+            ErrorCode.TOO_LARGE, f"{name} is larger than {limits.max_content_bytes} bytes"
+        )
     body = value.get("body")
     if body is not None:
         if not isinstance(body, str):
             raise _Reject(ErrorCode.INVALID_FIELD, f"{name}.body must be a string")
         if len(body) > limits.max_body_chars:
             raise _Reject(
-                ErrorCode.TOO_LARGE, f"{name}.body is longer than {limits.max_body_chars} characters"
+                ErrorCode.TOO_LARGE,
+                f"{name}.body is longer than {limits.max_body_chars} characters",
             )
     return value
 
@@ -160,8 +163,16 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
     "invite": (Field("room_id", _room_id), Field("user_id", _user_id)),
     "join": (Field("room_id", _room_id),),
     "leave": (Field("room_id", _room_id),),
-    "kick": (Field("room_id", _room_id), Field("user_id", _user_id), Field("reason", _reason, False)),
-    "ban": (Field("room_id", _room_id), Field("user_id", _user_id), Field("reason", _reason, False)),
+    "kick": (
+        Field("room_id", _room_id),
+        Field("user_id", _user_id),
+        Field("reason", _reason, False),
+    ),
+    "ban": (
+        Field("room_id", _room_id),
+        Field("user_id", _user_id),
+        Field("reason", _reason, False),
+    ),
     "unban": (Field("room_id", _room_id), Field("user_id", _user_id)),
     "send": (
         Field("room_id", _room_id),

@@ -45,9 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
     from sferumd.server import run
 
     try:
-        settings = config.load(
-            args.config, host=args.host, port=args.port, data_dir=args.data_dir
-        )
+        settings = config.load(args.config, host=args.host, port=args.port, data_dir=args.data_dir)
     except (OSError, ValueError) as exc:
         print(f"sferumd: bad settings: {exc}", file=sys.stderr)
         return 2

@@ -53,6 +53,7 @@ class Connection:
     """One websocket's outgoing side. ``transport`` is the socket's asyncio transport."""
 
     __slots__ = (
+        "_close",
         "backlog",
         "binary",
         "catching_up",
@@ -64,7 +65,6 @@ class Connection:
         "queued",
         "transport",
         "user_id",
-        "_close",
     )
 
     def __init__(self, hub: Hub, transport: asyncio.Transport, binary: bool, close: CloseFn):

@@ -25,32 +25,45 @@ class Metrics:
 
     def render(self) -> str:
         lines = [
-            *_metric("sferumd_connections", "gauge", "Open websocket connections.", self.connections),
             *_metric(
-                "sferumd_authenticated_connections", "gauge",
-                "Authenticated websocket connections.", self.authenticated,
+                "sferumd_connections", "gauge", "Open websocket connections.", self.connections
             ),
             *_metric(
-                "sferumd_events_appended_total", "counter",
-                "Events committed to the log.", self.events_appended,
+                "sferumd_authenticated_connections",
+                "gauge",
+                "Authenticated websocket connections.",
+                self.authenticated,
+            ),
+            *_metric(
+                "sferumd_events_appended_total",
+                "counter",
+                "Events committed to the log.",
+                self.events_appended,
             ),
             *_metric("sferumd_commits_total", "counter", "Group commits.", self.commits),
             *_metric(
-                "sferumd_frames_sent_total", "counter",
-                "Websocket frames queued to clients.", self.frames_sent,
+                "sferumd_frames_sent_total",
+                "counter",
+                "Websocket frames queued to clients.",
+                self.frames_sent,
             ),
             *_metric(
-                "sferumd_socket_writes_total", "counter",
-                "Socket writes (several frames may share one).", self.socket_writes,
+                "sferumd_socket_writes_total",
+                "counter",
+                "Socket writes (several frames may share one).",
+                self.socket_writes,
             ),
             *_metric(
-                "sferumd_slow_consumer_closes_total", "counter",
+                "sferumd_slow_consumer_closes_total",
+                "counter",
                 "Connections closed because their outgoing queue overflowed.",
                 self.slow_consumer_closes,
             ),
             *_metric(
-                "sferumd_flood_closes_total", "counter",
-                "Connections closed for flooding or broken framing.", self.flood_closes,
+                "sferumd_flood_closes_total",
+                "counter",
+                "Connections closed for flooding or broken framing.",
+                self.flood_closes,
             ),
             "# HELP sferumd_requests_total Requests by op.",
             "# TYPE sferumd_requests_total counter",

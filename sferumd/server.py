@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import sys
 
@@ -15,7 +16,15 @@ from sferumd.config import Settings
 log = logging.getLogger(__name__)
 
 
+def raise_fd_limit() -> None:
+    """Every websocket is a file descriptor; the common soft limit of 1024 is far too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def serve(settings: Settings) -> int:
+    raise_fd_limit()
     app = create_app(settings)
     daemon = app[DAEMON]
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -33,8 +42,10 @@ async def serve(settings: Settings) -> int:
     await daemon.stopped.wait()
     log.info("stopping")
     await runner.cleanup()
-    failed = daemon.store.writer_task.done() and not daemon.store.writer_task.cancelled() and (
-        daemon.store.writer_task.exception() is not None
+    failed = (
+        daemon.store.writer_task.done()
+        and not daemon.store.writer_task.cancelled()
+        and (daemon.store.writer_task.exception() is not None)
     )
     return 1 if failed else 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -35,6 +35,7 @@ class Daemon:
     rooms: RoomService
     ephemeral: Ephemeral
     sessions: set[Session] = field(default_factory=set)
+    ops: dict[str, Any] = field(default_factory=dict)  # websocket op table, see api.ws
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.limits.max_frame_bytes)
     daemon = build_daemon(settings)
     app[DAEMON] = daemon
+    daemon.ops.update(ws.build_ops(daemon))
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/ws", ws.handler)

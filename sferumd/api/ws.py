@@ -28,6 +28,8 @@ from sferumd.services.sync import catch_up
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[Device, Any], Awaitable[Any]]
+
 
 def _pick_subprotocol(request: web.Request) -> Codec | None:
     offered = request.headers.get("Sec-WebSocket-Protocol", "")
@@ -66,6 +68,57 @@ async def handler(request: web.Request) -> web.StreamResponse:
         daemon.sessions.discard(session)
         session.detach()
     return ws
+
+
+def build_ops(daemon: Daemon) -> dict[str, Handler]:
+    """The op table, built once per daemon (not per connection: idle sockets stay small)."""
+    rooms = daemon.rooms
+    eph = daemon.ephemeral
+
+    async def event(coro: Awaitable[Any]) -> dict[str, Any]:
+        return {"event": (await coro).to_wire()}
+
+    async def typing(d: Device, r: f.Typing) -> dict[str, Any]:
+        eph.typing(d, r)
+        return {}
+
+    async def read(d: Device, r: f.Read) -> dict[str, Any]:
+        await eph.read(d, r)
+        return {}
+
+    async def create_room(d: Device, r: f.CreateRoom) -> dict[str, Any]:
+        return {"room_id": await rooms.create_room(d, r)}
+
+    async def room_list(d: Device, r: f.Rooms) -> dict[str, Any]:
+        return {"rooms": await eph.room_summaries(d)}
+
+    async def members(d: Device, r: f.Members) -> dict[str, Any]:
+        return {"members": rooms.members(d, r)}
+
+    async def presence(d: Device, r: f.Presence) -> dict[str, Any]:
+        return {"presence": eph.presence(d, r)}
+
+    def ev(method: Callable[[Device, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return lambda d, r: event(method(d, r))
+
+    return {
+        "create_room": create_room,
+        "rooms": room_list,
+        "members": members,
+        "invite": ev(rooms.invite),
+        "join": ev(rooms.join),
+        "leave": ev(rooms.leave),
+        "kick": ev(rooms.kick),
+        "ban": ev(rooms.ban),
+        "unban": ev(rooms.unban),
+        "send": ev(rooms.send),
+        "state": ev(rooms.set_state),
+        "redact": ev(rooms.redact),
+        "history": rooms.history,
+        "typing": typing,
+        "read": read,
+        "presence": presence,
+    }
 
 
 class _Bucket:
@@ -109,13 +162,17 @@ class Session:
         self.bad_frames = _Bucket(cfg.bad_frames_per_minute / 60, cfg.bad_frames_per_minute)
         self.inflight = asyncio.Semaphore(cfg.max_inflight)
         self.tasks: set[asyncio.Task[None]] = set()
-        self.ops: dict[str, Callable[[Device, Any], Awaitable[Any]]] = self._ops()
+        self.closing: set[asyncio.Future[bool]] = set()
+        self.ops = daemon.ops
+        self.auth_timer: asyncio.TimerHandle | None = None
 
     # -- the read loop ---------------------------------------------------------------------
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(self.daemon.settings.websocket.auth_timeout_s, self._auth_timeout)
+        self.auth_timer = loop.call_later(
+            self.daemon.settings.websocket.auth_timeout_s, self._auth_timeout
+        )
         try:
             async for msg in self.ws:
                 if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
@@ -125,7 +182,8 @@ class Session:
             if self.ws.close_code == CloseCode.MESSAGE_TOO_BIG:
                 self.daemon.metrics.flood_closes += 1
         finally:
-            timer.cancel()
+            if self.auth_timer is not None:
+                self.auth_timer.cancel()
 
     def _auth_timeout(self) -> None:
         if self.device is None:
@@ -185,55 +243,6 @@ class Session:
             log.exception("request failed", extra={"op": env.op})
             self._reject(ProtocolError(ErrorCode.INTERNAL, "internal error", env.id), counts=False)
 
-    def _ops(self) -> dict[str, Callable[[Device, Any], Awaitable[Any]]]:
-        rooms = self.daemon.rooms
-        eph = self.daemon.ephemeral
-
-        async def event(coro: Awaitable[Any]) -> dict[str, Any]:
-            return {"event": (await coro).to_wire()}
-
-        async def typing(d: Device, r: f.Typing) -> dict[str, Any]:
-            eph.typing(d, r)
-            return {}
-
-        async def read(d: Device, r: f.Read) -> dict[str, Any]:
-            await eph.read(d, r)
-            return {}
-
-        async def create_room(d: Device, r: f.CreateRoom) -> dict[str, Any]:
-            return {"room_id": await rooms.create_room(d, r)}
-
-        async def room_list(d: Device, r: f.Rooms) -> dict[str, Any]:
-            return {"rooms": await eph.room_summaries(d)}
-
-        async def members(d: Device, r: f.Members) -> dict[str, Any]:
-            return {"members": rooms.members(d, r)}
-
-        async def presence(d: Device, r: f.Presence) -> dict[str, Any]:
-            return {"presence": eph.presence(d, r)}
-
-        def ev(method: Callable[[Device, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            return lambda d, r: event(method(d, r))
-
-        return {
-            "create_room": create_room,
-            "rooms": room_list,
-            "members": members,
-            "invite": ev(rooms.invite),
-            "join": ev(rooms.join),
-            "leave": ev(rooms.leave),
-            "kick": ev(rooms.kick),
-            "ban": ev(rooms.ban),
-            "unban": ev(rooms.unban),
-            "send": ev(rooms.send),
-            "state": ev(rooms.set_state),
-            "redact": ev(rooms.redact),
-            "history": rooms.history,
-            "typing": typing,
-            "read": read,
-            "presence": presence,
-        }
-
     # -- auth and catch-up -----------------------------------------------------------------
 
     async def _auth(self, env: f.Envelope) -> None:
@@ -255,15 +264,21 @@ class Session:
         if device is None:
             self._reject(ProtocolError(ErrorCode.AUTH_FAILED, "unknown or revoked token", env.id))
             return
+        if self.conn.closed:
+            return  # the socket went away during the lookup: attaching now would leak it
         self.device = device
+        if self.auth_timer is not None:
+            self.auth_timer.cancel()
+            self.auth_timer = None
         conn = self.conn
         conn.user_id, conn.device_id = device.user_id, device.device_id
         # Live events from here on wait in the backlog until the catch-up below is out.
         conn.catching_up = True
         upto = hub.committed_pos
         first = hub.attach(conn)
-        conn.send(f.ok(env.id, {"user_id": device.user_id, "device_id": device.device_id,
-                                "pos": upto}))
+        conn.send(
+            f.ok(env.id, {"user_id": device.user_id, "device_id": device.device_id, "pos": upto})
+        )
         if first:
             self.daemon.ephemeral.went_online(device.user_id)
         await self._catch_up(req.since or 0, upto, req.limit)
@@ -294,10 +309,12 @@ class Session:
 
     def _close(self, code: int, reason: str) -> None:
         if not self.ws.closed:
-            asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
+            task = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
+            self.closing.add(task)
+            task.add_done_callback(self.closing.discard)
 
     def detach(self) -> None:
-        self.conn.closed = True
+        self.conn.closed = True  # also tells a pending auth not to attach
         if self.daemon.hub.detach(self.conn):
             assert self.conn.user_id is not None
             self.daemon.ephemeral.went_offline(self.conn.user_id)

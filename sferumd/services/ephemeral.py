@@ -68,8 +68,9 @@ class Ephemeral:
         if req.pos > self.hub.committed_pos:
             raise ProtocolError(ErrorCode.INVALID_FIELD, "pos is beyond the newest event")
         await self.store.set_receipt(room.room_id, device.user_id, req.pos)
-        frame = Frame({f.PUSH_RECEIPT: {"room_id": room.room_id, "user_id": device.user_id,
-                                         "pos": req.pos}})
+        frame = Frame(
+            {f.PUSH_RECEIPT: {"room_id": room.room_id, "user_id": device.user_id, "pos": req.pos}}
+        )
         self.hub.fan_out(frame, room.joined)
 
     async def room_summaries(self, device: Device) -> list[dict[str, Any]]:

@@ -70,9 +70,7 @@ def require(levels: PowerLevels, user_id: str, needed: int, what: str) -> None:
 def require_above(levels: PowerLevels, actor: str, target: str, what: str) -> None:
     """Kick and ban also need a level strictly above the target's."""
     if levels.user(actor) <= levels.user(target):
-        raise ProtocolError(
-            ErrorCode.FORBIDDEN, f"{what} needs a power level above the target's"
-        )
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"{what} needs a power level above the target's")
 
 
 def validate_content(content: dict[str, Any]) -> None:
@@ -104,7 +102,9 @@ def check_change(old: PowerLevels, new: PowerLevels, sender: str) -> None:
     """Matrix's rule: nobody grants or takes away more than their own level."""
     mine = old.user(sender)
     changed: list[tuple[str, int, int]] = [
-        (k, old.actions[k], new.actions[k]) for k in ACTION_DEFAULTS if old.actions[k] != new.actions[k]
+        (k, old.actions[k], new.actions[k])
+        for k in ACTION_DEFAULTS
+        if old.actions[k] != new.actions[k]
     ]
     for t in old.events.keys() | new.events.keys():
         a, b = old.for_event(t, True), new.for_event(t, True)

@@ -9,9 +9,9 @@ made, from the membership just before it, which is what sync's catch-up reproduc
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from protocol import frames as f
@@ -35,11 +35,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(slots=True)
-class _Pending:
-    recipients: frozenset[str] | set[str]
-
-
 class RoomService:
     def __init__(self, store: Store, hub: Hub, limits: Limits):
         self.store = store
@@ -49,7 +44,7 @@ class RoomService:
         self.user_rooms: dict[str, set[str]] = {}  # rooms where the user has a membership
         self.next_pos = 1
         self._routes: dict[str, Any] = {}  # event id -> recipients, until committed
-        self._txns: dict[TxnKey, Awaitable[Event]] = {}  # sends in flight by transaction
+        self._txns: dict[TxnKey, asyncio.Future[Event]] = {}  # writes in flight by txn
         store.set_commit_listener(self._committed)
 
     async def load(self) -> None:
@@ -64,7 +59,9 @@ class RoomService:
     def _event(
         self, room_id: str, sender: str, type_: str, content: dict[str, Any], **extra: Any
     ) -> Event:
-        ev = Event(ids.event_id(), room_id, sender, type_, content, now_ms(), self.next_pos, **extra)
+        ev = Event(
+            ids.event_id(), room_id, sender, type_, content, now_ms(), self.next_pos, **extra
+        )
         self.next_pos += 1
         return ev
 
@@ -94,9 +91,41 @@ class RoomService:
         for ev in events:
             self.hub.publish(ev, routes.pop(ev.event_id, ()))
 
-    def forget_route(self, event: Event) -> None:
-        """A send dropped as a duplicate transaction never reaches the commit listener."""
-        self._routes.pop(event.event_id, None)
+    async def _commit(self, event: Event, txn: TxnKey | None = None) -> Event:
+        stored = await self._submit(event, txn)
+        if stored is not event:
+            # A repeated transaction: the store kept the original and dropped this one.
+            self._routes.pop(event.event_id, None)
+        return stored
+
+    async def _once(
+        self, device: Device, txn: str | None, make: Callable[[], Event], *, lookup: bool
+    ) -> Event:
+        """Make and commit an event at most once per (device, transaction id).
+
+        A repeat while the first is in flight waits for it; a repeat after the commit gets
+        the stored original (looked up first when ``lookup``, else dropped by the store).
+        ``make`` runs synchronously right before the submit, keeping decide-then-apply atomic.
+        """
+        if txn is None:
+            return await self._commit(make())
+        key = (device.device_id, txn)
+        in_flight = self._txns.get(key)
+        if in_flight is not None:
+            return await asyncio.shield(in_flight)
+        done: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._txns[key] = done
+        try:
+            original = await self.store.find_txn(key) if lookup else None
+            result = original if original is not None else await self._commit(make(), key)
+        except BaseException as exc:
+            done.set_exception(exc)
+            done.exception()  # the waiters, if any, re-raise it; nobody else needs to
+            raise
+        finally:
+            del self._txns[key]
+        done.set_result(result)
+        return result
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -144,49 +173,40 @@ class RoomService:
         return room_id
 
     async def send(self, device: Device, req: f.Send) -> Event:
-        if req.type in RESERVED_TYPES:
-            raise ProtocolError(
-                ErrorCode.INVALID_FIELD, f"type {req.type} is not sent with send; use its op"
-            )
-        room = self.joined_room(req.room_id, device.user_id)
-        power.require(room.power, device.user_id, room.power.for_event(req.type, False), "sending")
-        if req.txn is None:
-            return await self._submit(self._event(req.room_id, device.user_id, req.type, req.content))
-        key = (device.device_id, req.txn)
-        in_flight = self._txns.get(key)
-        if in_flight is not None:
-            return await in_flight
-        event = self._event(req.room_id, device.user_id, req.type, req.content)
-        fut = self._submit(event, key)
-        self._txns[key] = fut
-        try:
-            stored = await fut
-        finally:
-            del self._txns[key]
-        if stored.event_id != event.event_id:
-            self.forget_route(event)
-        return stored
+        def make() -> Event:
+            if req.type in RESERVED_TYPES:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD, f"type {req.type} is not sent with send; use its op"
+                )
+            me = device.user_id
+            room = self.joined_room(req.room_id, me)
+            power.require(room.power, me, room.power.for_event(req.type, False), "sending")
+            return self._event(req.room_id, me, req.type, req.content)
+
+        # The hot path: no lookup before the write; the store drops a repeated transaction.
+        return await self._once(device, req.txn, make, lookup=False)
 
     async def set_state(self, device: Device, req: f.SetState) -> Event:
-        if req.type not in SETTABLE_STATE:
-            raise ProtocolError(
-                ErrorCode.INVALID_FIELD,
-                f"state type must be one of {', '.join(SETTABLE_STATE)}",
+        def make() -> Event:
+            if req.type not in SETTABLE_STATE:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD,
+                    f"state type must be one of {', '.join(SETTABLE_STATE)}",
+                )
+            if req.state_key != "":
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD, f"{req.type} takes the empty state key"
+                )
+            me = device.user_id
+            room = self.joined_room(req.room_id, me)
+            power.require(
+                room.power, me, room.power.for_event(req.type, True), f"changing {req.type}"
             )
-        if req.state_key != "":
-            raise ProtocolError(ErrorCode.INVALID_FIELD, f"{req.type} takes the empty state key")
-        if req.txn is not None:
-            original = await self.store.find_txn((device.device_id, req.txn))
-            if original is not None:
-                return original
-        room = self.joined_room(req.room_id, device.user_id)
-        me = device.user_id
-        power.require(room.power, me, room.power.for_event(req.type, True), f"changing {req.type}")
-        self._check_state_content(room, me, req.type, req.content)
-        txn = (device.device_id, req.txn) if req.txn is not None else None
-        return await self._submit(
-            self._event(req.room_id, me, req.type, req.content, state_key=""), txn
-        )
+            self._check_state_content(room, me, req.type, req.content)
+            return self._event(req.room_id, me, req.type, req.content, state_key="")
+
+        # State applies to memory before the commit, so a repeat is caught before that.
+        return await self._once(device, req.txn, make, lookup=True)
 
     def _check_state_content(
         self, room: RoomState, sender: str, type_: str, content: dict[str, Any]
@@ -213,26 +233,27 @@ class RoomService:
             power.check_change(room.power, power.PowerLevels.from_content(content), sender)
 
     async def redact(self, device: Device, req: f.Redact) -> Event:
-        if req.txn is not None:
-            original = await self.store.find_txn((device.device_id, req.txn))
-            if original is not None:
-                return original
         target = await self.store.get_event(req.event_id)
-        room = self.joined_room(req.room_id, device.user_id)
-        if target is None or target.room_id != req.room_id:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"event {req.event_id} is not in this room")
-        if target.is_state or target.type == model.REDACTION:
-            raise ProtocolError(ErrorCode.INVALID_FIELD, "state events and redactions stay")
-        if target.redacted_by is not None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"event {req.event_id} is already redacted")
-        if target.sender != device.user_id:
-            power.require(room.power, device.user_id, room.power.action("redact"), "redacting")
-        content: dict[str, Any] = {} if req.reason is None else {"reason": req.reason}
-        txn = (device.device_id, req.txn) if req.txn is not None else None
-        return await self._submit(
-            self._event(req.room_id, device.user_id, model.REDACTION, content, redacts=target.event_id),
-            txn,
-        )
+
+        def make() -> Event:
+            me = device.user_id
+            room = self.joined_room(req.room_id, me)
+            if target is None or target.room_id != req.room_id:
+                raise ProtocolError(
+                    ErrorCode.NOT_FOUND, f"event {req.event_id} is not in this room"
+                )
+            if target.is_state or target.type == model.REDACTION:
+                raise ProtocolError(ErrorCode.INVALID_FIELD, "state events and redactions stay")
+            if target.redacted_by is not None:
+                raise ProtocolError(
+                    ErrorCode.NOT_FOUND, f"event {req.event_id} is already redacted"
+                )
+            if target.sender != me:
+                power.require(room.power, me, room.power.action("redact"), "redacting")
+            content: dict[str, Any] = {} if req.reason is None else {"reason": req.reason}
+            return self._event(req.room_id, me, model.REDACTION, content, redacts=target.event_id)
+
+        return await self._once(device, req.txn, make, lookup=True)
 
     # -- membership ------------------------------------------------------------------------
 
@@ -288,7 +309,9 @@ class RoomService:
         content: dict[str, Any] = {"membership": new}
         if reason is not None:
             content["reason"] = reason
-        return self._submit(self._event(room.room_id, sender, model.MEMBER, content, state_key=target))
+        return self._submit(
+            self._event(room.room_id, sender, model.MEMBER, content, state_key=target)
+        )
 
     async def _require_user(self, user_id: str) -> None:
         if await self.store.get_user(user_id) is None:
@@ -335,9 +358,7 @@ class RoomService:
     async def _ever_joined(self, room_id: str, user_id: str) -> bool:
         # A declined invite (invite -> leave) grants no history.
         history = await self.store.member_history(user_id, self.hub.committed_pos)
-        return any(
-            e.room_id == room_id and e.content.get("membership") == ms.JOIN for e in history
-        )
+        return any(e.room_id == room_id and e.content.get("membership") == ms.JOIN for e in history)
 
     def rooms_of(self, user_id: str) -> list[RoomState]:
         return [self.rooms[r] for r in self.user_rooms.get(user_id, ())]
