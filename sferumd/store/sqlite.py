@@ -196,7 +196,11 @@ class SqliteStore:
             self.batches += 1
             fresh = [r for w, (r, new) in zip(batch, results, strict=True) if new and r is not None]
             if fresh:
-                self._listener(fresh)  # live fan-out in position order, before any ack
+                try:
+                    self._listener(fresh)  # live fan-out in position order, before any ack
+                except Exception:
+                    # The events are committed; clients that missed them get them on resume.
+                    log.exception("commit listener failed")
             for w, (r, _new) in zip(batch, results, strict=True):
                 if not w.future.done():
                     w.future.set_result(r)
