@@ -108,20 +108,29 @@ class Client:
     async def connect(self) -> None:
         """Connect, authenticate and start receiving; returns once authenticated."""
         self._session = aiohttp.ClientSession()
-        await self._open()
+        try:
+            await self._open()
+        except BaseException:
+            await self._session.close()  # e.g. auth failed: leave no session open behind
+            raise
         self._reader = asyncio.create_task(self._read_loop())
 
     async def close(self) -> None:
         self._closing = True
-        if self._ws is not None:
-            await self._ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._session is not None:
-            await self._session.close()
-        self._fail_pending(ConnectionLost("client closed"))
+        try:
+            if self._ws is not None:
+                await self._ws.close()
+            if self._reader is not None:
+                self._reader.cancel()
+                # A reader that already failed (connection lost with reconnect off, gave up
+                # reconnecting) reported it to the pending requests and the stream; closing
+                # such a client must still succeed and release its session.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._reader
+        finally:
+            if self._session is not None:
+                await self._session.close()
+            self._fail_pending(ConnectionLost("client closed"))
 
     async def wait_synced(self) -> None:
         """Until the catch-up after the latest (re)connect has been received."""

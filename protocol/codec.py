@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +33,13 @@ class Codec:
             raise ProtocolError(ErrorCode.BAD_FRAME, f"cannot decode frame: {exc!r}") from None
 
 
+def _refuse_ext(code: int, data: bytes) -> Any:
+    # max_ext_len=0 lets an ext type with an empty payload through; this refuses those too.
+    raise ValueError(f"msgpack ext type {code} is not allowed")
+
+
 def _msgpack_decode(data: bytes) -> Any:
-    # strict_map_key keeps maps keyed by strings; ext types and raw bytes are refused
+    # strict_map_key keeps maps keyed by strings; ext types are refused here, raw bytes
     # later by validation. Length caps stop a tiny frame from claiming a huge array.
     n = len(data)
     return msgpack.unpackb(
@@ -45,6 +51,7 @@ def _msgpack_decode(data: bytes) -> Any:
         max_array_len=n,
         max_map_len=n,
         max_ext_len=0,
+        ext_hook=_refuse_ext,
     )
 
 
@@ -59,8 +66,20 @@ def _json_encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+# A \uD800-\uDFFF escape; a valid pair decodes to one character, a lone one stays a surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _json_decode(data: bytes) -> Any:
-    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    # A lone surrogate escape decodes to a str that can never be encoded again (not for
+    # SQLite, not for an echoed frame), so it stops here. Only escapes can make one.
+    if _SURROGATE_ESCAPE.search(data):
+        try:
+            _json_encode(value)
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone UTF-16 surrogate") from None
+    return value
 
 
 def _reject_constant(name: str) -> Any:

@@ -16,8 +16,8 @@ Content = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class Auth:
     token: str
-    since: int | None = None  # last stream position the client has; None: no history
-    limit: int | None = None  # per-room limit of catch-up events before a gap marker
+    since: int | None = None  # last stream position the client has; None: from the start
+    limit: int | None = None  # per-room limit of catch-up events before a gap marker (0: none)
 
 
 @dataclass(frozen=True, slots=True)

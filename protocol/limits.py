@@ -19,6 +19,7 @@ class Limits:
     max_list_items: int = 100  # invite lists, user id lists
     max_depth: int = 8  # nesting of content maps and lists
     history_limit_max: int = 1000
+    history_max_bytes: int = 512 * 1024  # a history page holds fewer events past this size
     sync_limit_default: int = 100
     sync_limit_max: int = 10_000
     typing_timeout_ms_max: int = 60_000

@@ -48,7 +48,8 @@ def _string(limit_attr: str, pattern: re.Pattern[str] | None = None, what: str =
         limit: int = getattr(limits, limit_attr)
         if len(value) > limit:
             raise _Reject(ErrorCode.TOO_LARGE, f"{name} is longer than {limit} characters")
-        if pattern is not None and not pattern.match(value):
+        # fullmatch: "$" alone would also accept a trailing newline ("!room\n").
+        if pattern is not None and not pattern.fullmatch(value):
             raise _Reject(ErrorCode.INVALID_FIELD, f"{name} is not a valid {what or name}")
         return value
 

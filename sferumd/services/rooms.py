@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from protocol import frames as f
+from protocol.codec import MSGPACK
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.limits import Limits
 from sferumd import ids, model
@@ -213,10 +214,14 @@ class RoomService:
     ) -> None:
         def text(key: str, limit: int) -> None:
             value = content.get(key)
-            if not isinstance(value, str) or len(value) > limit or set(content) != {key}:
+            if not isinstance(value, str) or set(content) != {key}:
                 raise ProtocolError(
                     ErrorCode.INVALID_FIELD,
                     f"{type_} content must be {{{key}: string of at most {limit} characters}}",
+                )
+            if len(value) > limit:  # the same code create_room gives for the same string
+                raise ProtocolError(
+                    ErrorCode.TOO_LARGE, f"content.{key} is longer than {limit} characters"
                 )
 
         if type_ == model.NAME:
@@ -258,6 +263,8 @@ class RoomService:
     # -- membership ------------------------------------------------------------------------
 
     async def invite(self, device: Device, req: f.Invite) -> Event:
+        # Membership first, so that outsiders can't probe which user ids exist.
+        self.joined_room(req.room_id, device.user_id)
         await self._require_user(req.user_id)
         room = self.joined_room(req.room_id, device.user_id)
         power.require(room.power, device.user_id, room.power.action("invite"), "inviting")
@@ -281,7 +288,8 @@ class RoomService:
     async def leave(self, device: Device, req: f.Leave) -> Event:
         room = self.rooms.get(req.room_id)
         if room is None:
-            raise ProtocolError(ErrorCode.NOT_MEMBER, f"you are not a member of room {req.room_id}")
+            # The same refusal as for an existing room one is not in: room ids don't leak.
+            raise ProtocolError(*ms.REFUSALS[("leave", ms.NONE)])
         return await self._member(room, device.user_id, device.user_id, "leave")
 
     async def kick(self, device: Device, req: f.Kick) -> Event:
@@ -291,6 +299,7 @@ class RoomService:
         return await self._member(room, device.user_id, req.user_id, "kick", req.reason)
 
     async def ban(self, device: Device, req: f.Ban) -> Event:
+        self.joined_room(req.room_id, device.user_id)
         await self._require_user(req.user_id)
         room = self.joined_room(req.room_id, device.user_id)
         power.require(room.power, device.user_id, room.power.action("ban"), "banning")
@@ -350,10 +359,17 @@ class RoomService:
         more = len(events) > req.limit
         if more:
             events = events[1:]
-        return {
-            "events": [e.to_wire() for e in events],
-            "prev": events[0].pos if more and events else None,
-        }
+        page = [e.to_wire() for e in events]
+        # A page stays within a byte budget (contents may be up to max_content_bytes each),
+        # so one response can't outgrow the connection's outgoing queue; "prev" goes on.
+        budget, size, keep = self.limits.history_max_bytes, 0, len(page)
+        for i in range(len(page) - 1, -1, -1):
+            size += len(MSGPACK.encode(page[i]))
+            if size > budget and i < len(page) - 1:
+                keep, more = len(page) - 1 - i, True
+                break
+        page = page[len(page) - keep :]
+        return {"events": page, "prev": page[0]["pos"] if more and page else None}
 
     async def _ever_joined(self, room_id: str, user_id: str) -> bool:
         # A declined invite (invite -> leave) grants no history.
