@@ -107,9 +107,9 @@ def check_change(old: PowerLevels, new: PowerLevels, sender: str) -> None:
         if old.actions[k] != new.actions[k]
     ]
     for t in old.events.keys() | new.events.keys():
-        a, b = old.for_event(t, True), new.for_event(t, True)
         if old.events.get(t) != new.events.get(t):
-            changed.append((f"events.{t}", a, b))
+            is_state = t in EVENT_DEFAULTS  # the room's state types; anything else is sent
+            changed.append((f"events.{t}", old.for_event(t, is_state), new.for_event(t, is_state)))
     for what, before, after in changed:
         if before > mine or after > mine:
             raise ProtocolError(
