@@ -399,14 +399,14 @@ def test_membership_walks_stay_within_the_states(actions: list[str]) -> None:
 
 
 def test_adding_a_message_type_level_counts_from_events_default() -> None:
-    """A user at 50 who may edit power levels (lowered to 50) may set events.message=10:
+    """A user at 40 who may edit power levels (lowered to 40) may set events.message=10:
     the old level of a message type is events_default (0), not state_default (50)."""
     content = power.initial_content("@creator")
-    content["events"]["power_levels"] = 50
-    content["users"]["@mod"] = 50
+    content["events"]["power_levels"] = 40
+    content["users"]["@mod"] = 40
     old = PowerLevels.from_content(content)
     new_content = {**content, "events": {**content["events"], "message": 10}}
     power.check_change(old, PowerLevels.from_content(new_content), "@mod")
-    too_high = {**content, "events": {**content["events"], "message": 60}}
+    too_high = {**content, "events": {**content["events"], "message": 45}}
     with pytest.raises(ProtocolError):
         power.check_change(old, PowerLevels.from_content(too_high), "@mod")
