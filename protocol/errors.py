@@ -34,7 +34,7 @@ class CloseCode(IntEnum):
     DEVICE_REVOKED = 4003
     SLOW_CONSUMER = 4008  # outgoing queue over its bound: reconnect and resume
     FLOOD = 4009  # too many rejected frames or requests over the rate limit
-    UNSUPPORTED = 4010  # binary frame on the JSON subprotocol, or the reverse
+    UNSUPPORTED = 4010  # reserved; a frame of the wrong kind gets a bad_frame error instead
 
 
 class ProtocolError(Exception):

@@ -38,14 +38,22 @@ class Daemon:
     _phones: int = field(default=0)
 
     def start(self, timeout: float = 20.0) -> None:
-        cmd = [sys.executable, "-m", "sferumd", "serve", "--data-dir", str(self.data_dir),
-               "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sferumd",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=open(self.data_dir / "daemon.log", "a"),
-            text=True,
-        )
+        with open(self.data_dir / "daemon.log", "a") as log:  # the child keeps its own fd
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -79,9 +87,24 @@ class Daemon:
             self._phones += 1
             phone = f"+7999{os.getpid() % 1000:03d}{self._phones:04d}"
         out = subprocess.run(
-            [sys.executable, "-m", "sferumd", "admin", "add-user", "--data-dir",
-             str(self.data_dir), "--phone", phone, "--first-name", first, "--last-name", last],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "sferumd",
+                "admin",
+                "add-user",
+                "--data-dir",
+                str(self.data_dir),
+                "--phone",
+                phone,
+                "--first-name",
+                first,
+                "--last-name",
+                last,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         data = json.loads(out.stdout)
         return User(data["user_id"], data["device_id"], data["token"], phone)

@@ -9,6 +9,7 @@ predicate, from a cursor taken with ``mark``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import Callable
@@ -38,8 +39,13 @@ def ws_url(base: str) -> str:
 
 
 class Peer:
-    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse,
-                 codec: Codec, own_session: bool):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        ws: aiohttp.ClientWebSocketResponse,
+        codec: Codec,
+        own_session: bool,
+    ):
         self.session = session
         self.ws = ws
         self.codec = codec
@@ -48,32 +54,44 @@ class Peer:
         self.binary: list[bool] = []  # per frame: did it come on a binary websocket frame
         self.user_id: str | None = None
         self.device_id: str | None = None
+        self.token: str | None = None
         self._ids = itertools.count(1)
         self._arrived = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, base_url: str, *, json_codec: bool = False,
-                   max_msg_size: int = 0) -> Peer:
+    async def open(cls, base_url: str, *, json_codec: bool = False, max_msg_size: int = 0) -> Peer:
         codec = JSON if json_codec else MSGPACK
         session = aiohttp.ClientSession()
         try:
-            ws = await session.ws_connect(ws_url(base_url), protocols=(codec.subprotocol,),
-                                          max_msg_size=max_msg_size, autoping=True)
+            ws = await session.ws_connect(
+                ws_url(base_url),
+                protocols=(codec.subprotocol,),
+                max_msg_size=max_msg_size,
+                autoping=True,
+            )
         except BaseException:
             await session.close()
             raise
         return cls(session, ws, codec, True)
 
     @classmethod
-    async def login(cls, base_url: str, token: str, *, json_codec: bool = False,
-                    since: int | None = None, limit: int | None = None) -> Peer:
+    async def login(
+        cls,
+        base_url: str,
+        token: str,
+        *,
+        json_codec: bool = False,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> Peer:
         """Open, authenticate and wait for the end of the catch-up."""
         peer = await cls.open(base_url, json_codec=json_codec)
         try:
             mark = peer.mark()
             ok = await peer.request("auth", token=token, since=since, limit=limit)
             peer.user_id, peer.device_id = ok["user_id"], ok["device_id"]
+            peer.token = token
             await peer.wait_frame(lambda f: "synced" in f, since=mark)
         except BaseException:
             await peer.close()
@@ -83,10 +101,8 @@ class Peer:
     async def close(self) -> None:
         await self.ws.close()
         self._reader.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._reader
-        except asyncio.CancelledError:
-            pass
         if self.own_session:
             await self.session.close()
 
@@ -151,8 +167,9 @@ class Peer:
     def closed(self) -> bool:
         return self._reader.done()
 
-    async def wait_frame(self, pred: Callable[[dict[str, Any]], bool], *, since: int = 0,
-                         timeout: float = TIMEOUT) -> dict[str, Any]:
+    async def wait_frame(
+        self, pred: Callable[[dict[str, Any]], bool], *, since: int = 0, timeout: float = TIMEOUT
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -166,18 +183,20 @@ class Peer:
                 )
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise AssertionError(f"no matching frame within {timeout}s; got {self.frames[since:]}")
+                raise AssertionError(
+                    f"no matching frame within {timeout}s; got {self.frames[since:]}"
+                )
             self._arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                pass
 
-    async def wait_event(self, pred: Callable[[dict[str, Any]], bool], *, since: int = 0,
-                         timeout: float = TIMEOUT) -> dict[str, Any]:
+    async def wait_event(
+        self, pred: Callable[[dict[str, Any]], bool], *, since: int = 0, timeout: float = TIMEOUT
+    ) -> dict[str, Any]:
         """A pushed room event matching ``pred``."""
-        frame = await self.wait_frame(lambda f: "ev" in f and pred(f["ev"]), since=since,
-                                      timeout=timeout)
+        frame = await self.wait_frame(
+            lambda f: "ev" in f and pred(f["ev"]), since=since, timeout=timeout
+        )
         return frame["ev"]  # type: ignore[no-any-return]
 
     async def barrier(self) -> None:
@@ -223,6 +242,30 @@ async def room_history(peer: Peer, room_id: str) -> list[dict[str, Any]]:
             return out
         before = page["prev"]
     raise AssertionError("history did not end")
+
+
+def metric(text: str, name: str) -> float:
+    """The value of an unlabelled metric in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"metric {name} not found in:\n{text}")
+
+
+async def wait_metric(
+    base_url: str, name: str, pred: Callable[[float], bool], timeout: float = TIMEOUT
+) -> float:
+    """Poll ``GET /metrics`` (bounded) until ``pred`` holds for the metric's value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        _, _, text = await http_get(base_url, "/metrics")
+        value = metric(text, name)
+        if pred(value):
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"{name} = {value} after {timeout}s")
+        await asyncio.sleep(0.02)
 
 
 class Snapshot:
