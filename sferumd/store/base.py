@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from sferumd.model import Device, Event, NewDevice, User
+from sferumd.model import Device, Event, User
 
 TxnKey = tuple[str, str]  # (device id, client transaction id)
 CommitListener = Callable[[Sequence[Event]], None]
@@ -44,4 +44,3 @@ class Store(Protocol):
     # Accounts.
     async def device_for_token(self, token: str) -> Device | None: ...
     async def get_user(self, user_id: str) -> User | None: ...
-    async def add_user_device(self, phone: str, first_name: str, last_name: str) -> NewDevice: ...

@@ -1,9 +1,12 @@
-"""SQLite store: WAL, one writer thread with group commit, an aiosqlite connection for reads.
+"""SQLite store: WAL, one writer task with group commit, an aiosqlite connection for reads.
 
-Why a thread of its own for writes rather than aiosqlite: a group commit is several
-statements, and aiosqlite hops into its thread once per statement (~120-260 us each here).
-Running the whole batch as one function in one hop keeps the write path cheap; reads,
-which are one statement each, go through aiosqlite.
+The writer task takes everything submitted since its last commit and commits it as one
+transaction. With ``synchronous=NORMAL`` (the default) a commit is a WAL append without
+fsync, tens of microseconds, so the writer runs it right on the event loop: a hop to a
+thread and back (futexes, the GIL, a wake-up of the loop) costs more than the commit. With
+FULL or EXTRA each commit waits for an fsync, so the writer hands the batch to its own
+thread instead. Either way the WAL is checkpointed by that thread in the background,
+never inside a commit. Reads, one statement each, go through aiosqlite.
 """
 
 from __future__ import annotations
@@ -113,6 +116,12 @@ class SqliteStore:
         self._listener: CommitListener = lambda events: None
         self._closing = False
         self.batches = 0  # commits done, for metrics
+        # A fsync per commit must not stall the event loop; see the module docstring.
+        self.commit_in_loop = synchronous.upper() == "NORMAL"
+        self.checkpoint_every = 500  # commits between background WAL checkpoints
+        self._since_checkpoint = 0
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._cconn: sqlite3.Connection | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -122,6 +131,7 @@ class SqliteStore:
         self._wconn = await loop.run_in_executor(
             self._thread, connect_sync, self.path, self.synchronous
         )
+        self._wconn.execute("PRAGMA wal_autocheckpoint=0")  # see _maybe_checkpoint
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
         self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
@@ -132,6 +142,10 @@ class SqliteStore:
         self._wake.set()
         if self._writer_task is not None:
             await self._writer_task
+        if self._checkpoint is not None:
+            await self._checkpoint
+        if self._cconn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._cconn.close)
         if self._reader is not None:
             await self._reader.close()
         if self._wconn is not None:
@@ -184,7 +198,10 @@ class SqliteStore:
                 continue
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
             try:
-                results = await loop.run_in_executor(self._thread, self._commit, batch)
+                if self.commit_in_loop:
+                    results = self._commit(batch)
+                else:
+                    results = await loop.run_in_executor(self._thread, self._commit, batch)
             except Exception as exc:
                 # The services applied these writes to memory already; carrying on would
                 # serve state that is not on disk. Fail every waiter and stop the daemon.
@@ -194,6 +211,7 @@ class SqliteStore:
                         w.future.set_exception(exc)
                 raise
             self.batches += 1
+            self._maybe_checkpoint()
             fresh = [r for w, (r, new) in zip(batch, results, strict=True) if new and r is not None]
             if fresh:
                 try:
@@ -205,8 +223,32 @@ class SqliteStore:
                 if not w.future.done():
                     w.future.set_result(r)
 
+    def _maybe_checkpoint(self) -> None:
+        """Every ``checkpoint_every`` commits, copy the WAL into the database on the thread.
+
+        PASSIVE never blocks the writer; whatever it can't copy now is copied next time.
+        """
+        self._since_checkpoint += 1
+        if self._since_checkpoint < self.checkpoint_every or self._checkpoint is not None:
+            return
+        self._since_checkpoint = 0
+        loop = asyncio.get_running_loop()
+        self._checkpoint = loop.run_in_executor(self._thread, self._checkpoint_sync)
+        self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_sync(self) -> None:
+        if self._cconn is None:
+            self._cconn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._cconn.execute("PRAGMA busy_timeout=5000")
+        self._cconn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _checkpoint_done(self, fut: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("WAL checkpoint failed", exc_info=fut.exception())
+
     def _commit(self, batch: list[_Write]) -> list[tuple[Event | None, bool]]:
-        """Runs in the writer thread: one transaction for the whole batch."""
+        """One transaction for the whole batch (on the loop or the writer thread)."""
         assert self._wconn is not None
         cur = self._wconn.cursor()
         results: list[tuple[Event | None, bool]] = []
@@ -225,12 +267,17 @@ class SqliteStore:
                     continue
                 assert w.event is not None
                 if w.txn is not None:
-                    original = seen.get(w.txn) or self._txn_event(cur, w.txn)
-                    if original is not None:
+                    # One statement in the common case: the insert is ignored only for a
+                    # transaction id already used, and then the original is looked up.
+                    cur.execute(
+                        "INSERT OR IGNORE INTO txns VALUES (?, ?, ?)", (*w.txn, w.event.event_id)
+                    )
+                    if cur.rowcount == 0:
+                        original = seen.get(w.txn) or self._txn_event(cur, w.txn)
+                        assert original is not None
                         results.append((original, False))
                         continue
                     seen[w.txn] = w.event
-                    cur.execute("INSERT INTO txns VALUES (?, ?, ?)", (*w.txn, w.event.event_id))
                 self._insert_event(cur, w.event)
                 results.append((w.event, True))
             cur.execute("COMMIT")
@@ -344,10 +391,3 @@ class SqliteStore:
             (user_id,),
         )
         return User(*rows[0]) if rows else None
-
-    async def add_user_device(self, phone: str, first_name: str, last_name: str) -> NewDevice:
-        assert self._wconn is not None
-        conn = self._wconn
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, add_user_device_sync, conn, phone, first_name, last_name
-        )
