@@ -37,7 +37,7 @@ class WebsocketSettings:
     max_queue_bytes: int = 2 * 1024 * 1024  # unsent bytes per connection before closing it
     max_backlog: int = 20_000  # live events held while a connection catches up
     auth_timeout_s: float = 10.0
-    heartbeat_s: float = 30.0
+    heartbeat_s: float = 30.0  # TCP keepalive idle time; a dead peer goes after ~2x this
     rate_per_s: float = 200.0  # requests per connection, sustained
     rate_burst: int = 400
     bad_frames_per_minute: int = 30  # rejected frames tolerated before closing with 4009

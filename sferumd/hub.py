@@ -4,8 +4,8 @@ Encode once, send many: an event becomes one ``Frame`` holding the finished webs
 bytes per wire format, built the first time a connection of that format needs it and then
 shared by every recipient. Each connection queues frame references; once per event-loop
 turn the hub writes each dirty connection's queue with a single socket write. A connection
-whose unsent bytes (our queue plus the transport's buffer) pass ``max_queue_bytes`` is
-closed as a slow consumer; it resumes from its position, and the log has everything.
+whose unsent bytes (what the socket has not taken after that write) pass ``max_queue_bytes``
+is closed as a slow consumer; it resumes from its position, and the log has everything.
 """
 
 from __future__ import annotations
@@ -113,13 +113,6 @@ class Connection:
         if transport.is_closing():
             self.closed = True
             return
-        if transport.get_write_buffer_size() + self.queued > self.hub.max_queue_bytes and (
-            not self.catching_up
-        ):
-            self.queue.clear()
-            self.hub.metrics.slow_consumer_closes += 1
-            self.close(CloseCode.SLOW_CONSUMER, "outgoing queue full: resume from your position")
-            return
         queue = self.queue
         transport.write(queue[0] if len(queue) == 1 else b"".join(queue))
         metrics = self.hub.metrics
@@ -127,6 +120,12 @@ class Connection:
         metrics.socket_writes += 1
         self.queue = []
         self.queued = 0
+        # Slow is what the socket could not take: judged after the write, so one large
+        # burst (a group commit of big events) to a consumer that keeps up closes nothing.
+        # The transport's buffer stays under the bound plus one loop turn's frames.
+        if transport.get_write_buffer_size() > self.hub.max_queue_bytes and not self.catching_up:
+            metrics.slow_consumer_closes += 1
+            self.close(CloseCode.SLOW_CONSUMER, "outgoing queue full: resume from your position")
 
     def close(self, code: int, reason: str) -> None:
         if self.closed:

@@ -27,7 +27,8 @@ def device_id() -> str:
 
 
 def device_token() -> str:
-    return secrets.token_urlsafe(32)
+    # Hex, not base64url: a token starting with "-" would read as an option on a command line.
+    return secrets.token_hex(32)
 
 
 def token_hash(token: str) -> str:

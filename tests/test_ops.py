@@ -88,26 +88,6 @@ async def test_metrics_count_connections_events_and_frames(daemon) -> None:  # t
     await wait_metric(daemon.url, "sferumd_connections", lambda v: v == 0)
 
 
-async def test_slow_consumer_close_is_counted(daemon_factory) -> None:  # type: ignore[no-untyped-def]
-    # Control characters take 6 bytes each in JSON and 1 in msgpack: the same event is
-    # ~2 KiB to a msgpack client and ~12 KiB to a JSON one, over this queue bound.
-    d = daemon_factory(config="[websocket]\nmax_queue_bytes = 8192\n")
-    sender = await Peer.login(d.url, d.add_user().token)
-    reader = await Peer.login(d.url, d.add_user().token, json_codec=True)
-    try:
-        room = (await sender.request("create_room", invite=[reader.user_id]))["room_id"]
-        await reader.request("join", room_id=room)
-        _, _, text = await http_get(d.url, "/metrics")
-        assert metric(text, "sferumd_slow_consumer_closes_total") == 0
-        await sender.request("send", room_id=room, content={"body": "\x01" * 2000})
-        assert await reader.wait_closed() == CloseCode.SLOW_CONSUMER
-        await wait_metric(d.url, "sferumd_slow_consumer_closes_total", lambda v: v == 1)
-        await sender.barrier()  # the sender, under the bound, is still connected
-    finally:
-        await sender.close()
-        await reader.close()
-
-
 async def test_admin_add_user_prints_one_json_line_and_adds_devices(daemon) -> None:  # type: ignore[no-untyped-def]
     phone = "+79990001122"
     first = add_user(daemon.data_dir, phone)

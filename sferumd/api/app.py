@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,20 @@ class Daemon:
     ephemeral: Ephemeral
     sessions: set[Session] = field(default_factory=set)
     ops: dict[str, Any] = field(default_factory=dict)  # websocket op table, see api.ws
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # requests and closes running
+
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        done: Callable[[asyncio.Task[Any]], None] | None = None,
+    ) -> None:
+        """Run a task the daemon keeps track of (shutdown waits for these)."""
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        if done is not None:
+            task.add_done_callback(done)
+
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -93,9 +108,8 @@ async def _shutdown(app: web.Application) -> None:
     daemon = app[DAEMON]
     for session in list(daemon.sessions):
         session.conn.close(CloseCode.GOING_AWAY, "server shutting down")
-    pending = [t for s in daemon.sessions for t in s.tasks]
-    if pending:
-        await asyncio.wait(pending, timeout=daemon.settings.server.shutdown_grace_s)
+    if daemon.tasks:
+        await asyncio.wait(list(daemon.tasks), timeout=daemon.settings.server.shutdown_grace_s)
 
 
 async def _cleanup(app: web.Application) -> None:

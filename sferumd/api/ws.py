@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -56,10 +57,10 @@ async def handler(request: web.Request) -> web.StreamResponse:
         protocols=(codec.subprotocol,),
         max_msg_size=daemon.settings.limits.max_frame_bytes,
         compress=False,
-        heartbeat=daemon.settings.websocket.heartbeat_s,
     )
     writer = await ws.prepare(request)
     assert request.transport is not None
+    _keepalive(request.transport, daemon.settings.websocket.heartbeat_s)
     session = Session(daemon, ws, request.transport, codec, writer.drain)
     daemon.sessions.add(session)
     try:
@@ -121,6 +122,19 @@ def build_ops(daemon: Daemon) -> dict[str, Handler]:
     }
 
 
+def _keepalive(transport: asyncio.Transport, idle_s: float) -> None:
+    """Dead peers are found by the kernel's TCP keepalive rather than websocket pings: no
+    timer per connection in the process, which keeps idle connections small."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or idle_s <= 0:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; other systems keep their defaults
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle_s)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(idle_s / 3)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+
+
 class _Bucket:
     """Token bucket: ``rate`` per second, up to ``burst``."""
 
@@ -141,6 +155,23 @@ class _Bucket:
 
 
 class Session:
+    # Slots keep an idle connection small (the target is <= 16 KiB with aiohttp's share).
+    __slots__ = (
+        "auth_timer",
+        "authenticating",
+        "bad_frames",
+        "codec",
+        "conn",
+        "daemon",
+        "device",
+        "drain",
+        "inflight",
+        "limits",
+        "requests",
+        "resume",
+        "ws",
+    )
+
     def __init__(
         self,
         daemon: Daemon,
@@ -160,10 +191,10 @@ class Session:
         self.authenticating = False
         self.requests = _Bucket(cfg.rate_per_s, cfg.rate_burst)
         self.bad_frames = _Bucket(cfg.bad_frames_per_minute / 60, cfg.bad_frames_per_minute)
-        self.inflight = asyncio.Semaphore(cfg.max_inflight)
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.closing: set[asyncio.Future[bool]] = set()
-        self.ops = daemon.ops
+        # Requests running now; at max_inflight the read loop waits on ``resume``. Their
+        # tasks live in daemon.tasks (shutdown waits for them), not in a set per session.
+        self.inflight = 0
+        self.resume: asyncio.Future[None] | None = None
         self.auth_timer: asyncio.TimerHandle | None = None
 
     # -- the read loop ---------------------------------------------------------------------
@@ -206,14 +237,16 @@ class Session:
             self._reject(err)
             return
         self.daemon.metrics.requests[env.op] += 1
-        await self.inflight.acquire()
-        task = asyncio.create_task(self._handle(env))
-        self.tasks.add(task)
-        task.add_done_callback(self._done)
+        if self.inflight >= self.daemon.settings.websocket.max_inflight:
+            self.resume = asyncio.get_running_loop().create_future()
+            await self.resume  # stop reading until a request finishes: backpressure
+        self.inflight += 1
+        self.daemon.spawn(self._handle(env), self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.inflight.release()
+        self.inflight -= 1
+        if self.resume is not None and not self.resume.done():
+            self.resume.set_result(None)
 
     def _reject(self, err: ProtocolError, counts: bool = True) -> None:
         self.daemon.metrics.errors[err.code.value] += 1
@@ -233,7 +266,7 @@ class Session:
                 result: Any = {"ts": now_ms()}
             else:
                 assert self.device is not None
-                result = await self.ops[env.op](self.device, env.request)
+                result = await self.daemon.ops[env.op](self.device, env.request)
             self.conn.send(f.ok(env.id, result))
         except ProtocolError as err:
             err.request_id = env.id
@@ -309,9 +342,7 @@ class Session:
 
     def _close(self, code: int, reason: str) -> None:
         if not self.ws.closed:
-            task = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
-            self.closing.add(task)
-            task.add_done_callback(self.closing.discard)
+            self.daemon.spawn(self.ws.close(code=code, message=reason.encode()))
 
     def detach(self) -> None:
         self.conn.closed = True  # also tells a pending auth not to attach
