@@ -90,6 +90,14 @@ def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return {cpus[0]}, set(cpus[1:])
 
 
+def pin_load_generator(pin: bool) -> set[int] | None:
+    """Moves this process to the load-generator CPUs; returns the server's CPUs."""
+    server_cpus, client_cpus = cpu_split(pin)
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
+    return server_cpus
+
+
 def log(*parts: object) -> None:
     print("[bench]", *parts, file=sys.stderr, flush=True)
 

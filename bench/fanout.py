@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 import time
 from array import array
@@ -67,13 +66,13 @@ from bench.common import (
     base_parser,
     body_with_marker,
     connect_many,
-    cpu_split,
     emit,
     install_uvloop,
     latency_summary,
     log,
     make_room,
     make_users,
+    pin_load_generator,
     raise_nofile,
     start_baseline,
     start_daemon,
@@ -379,9 +378,7 @@ async def run(args: Any, workdir: Path, server_cpus: set[int] | None) -> dict[st
 
 
 async def main_async(args: Any) -> dict[str, Any]:
-    server_cpus, client_cpus = cpu_split(args.pin)
-    if client_cpus:
-        os.sched_setaffinity(0, client_cpus)
+    server_cpus = pin_load_generator(args.pin)
     with BenchDir("fanout") as workdir:
         return await run(args, workdir, server_cpus)
 

@@ -24,7 +24,6 @@ auth, no heartbeat): ``baseline_kib_per_connection``. ``--no-baseline`` skips it
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -37,11 +36,11 @@ from bench.common import (
     WsConn,
     base_parser,
     connect_many,
-    cpu_split,
     emit,
     install_uvloop,
     log,
     make_users,
+    pin_load_generator,
     raise_nofile,
     start_baseline,
     start_daemon,
@@ -75,9 +74,7 @@ async def settled_rss(server: ServerProcess, settle: float, samples: int = 5) ->
 
 
 async def main_async(args: Any) -> dict[str, Any]:
-    server_cpus, client_cpus = cpu_split(args.pin)
-    if client_cpus:
-        os.sched_setaffinity(0, client_cpus)
+    server_cpus = pin_load_generator(args.pin)
     n = args.connections
     with BenchDir("idle") as workdir:
         t = time.perf_counter()

@@ -21,7 +21,6 @@ ascending positions, no gap); ``server_cpu_s`` is the daemon's CPU over the SDK 
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -37,12 +36,12 @@ from bench.common import (
     authed,
     base_parser,
     body_with_marker,
-    cpu_split,
     emit,
     install_uvloop,
     log,
     make_room,
     make_users,
+    pin_load_generator,
     raise_nofile,
     start_daemon,
     ws_connect,
@@ -157,9 +156,7 @@ async def resume_raw(port: int, token: str, since: int, expect: int) -> tuple[fl
 
 
 async def main_async(args: Any) -> dict[str, Any]:
-    server_cpus, client_cpus = cpu_split(args.pin)
-    if client_cpus:
-        os.sched_setaffinity(0, client_cpus)
+    server_cpus = pin_load_generator(args.pin)
     with BenchDir("resume") as workdir:
         users = make_users(workdir, 2)
         a, b = users[1], users[0]

@@ -34,7 +34,6 @@ from bench.common import (
     WsConn,
     base_parser,
     body_with_marker,
-    cpu_split,
     emit,
     install_uvloop,
     latency_summary,
@@ -42,6 +41,7 @@ from bench.common import (
     make_room,
     make_users,
     marker_seq,
+    pin_load_generator,
     raise_nofile,
     start_daemon,
 )
@@ -129,11 +129,7 @@ class SendRun:
 
 
 async def main_async(args: Any) -> dict[str, Any]:
-    server_cpus, client_cpus = cpu_split(args.pin)
-    if client_cpus:
-        import os
-
-        os.sched_setaffinity(0, client_cpus)
+    server_cpus = pin_load_generator(args.pin)
     with BenchDir("send") as workdir:
         users = make_users(workdir, 2)
         with start_daemon(workdir, cpus=server_cpus) as daemon:
