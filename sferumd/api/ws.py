@@ -342,6 +342,16 @@ class Session:
 
     def _close(self, code: int, reason: str) -> None:
         if not self.ws.closed:
+            if code != CloseCode.GOING_AWAY:  # shutdown closes everyone; that is logged once
+                log.info(
+                    "closing connection",
+                    extra={
+                        "code": code,
+                        "reason": reason,
+                        "user_id": self.conn.user_id,
+                        "device_id": self.conn.device_id,
+                    },
+                )
             self.daemon.spawn(self.ws.close(code=code, message=reason.encode()))
 
     def detach(self) -> None:

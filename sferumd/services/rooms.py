@@ -61,7 +61,14 @@ class RoomService:
         self, room_id: str, sender: str, type_: str, content: dict[str, Any], **extra: Any
     ) -> Event:
         ev = Event(
-            ids.event_id(), room_id, sender, type_, content, now_ms(), self.next_pos, **extra
+            ids.event_id(self.next_pos),
+            room_id,
+            sender,
+            type_,
+            content,
+            now_ms(),
+            self.next_pos,
+            **extra,
         )
         self.next_pos += 1
         return ev

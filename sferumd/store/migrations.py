@@ -9,7 +9,7 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE events (
         pos INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
+        event_id TEXT NOT NULL,  -- carries pos (see ids.event_id): no index needed
         room_id TEXT NOT NULL,
         sender TEXT NOT NULL,
         type TEXT NOT NULL,
@@ -24,7 +24,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE txns (
         device_id TEXT NOT NULL,
         txn TEXT NOT NULL,
-        event_id TEXT NOT NULL,
+        pos INTEGER NOT NULL,
         PRIMARY KEY (device_id, txn)
     ) WITHOUT ROWID;
     CREATE TABLE current_state (

@@ -275,7 +275,7 @@ class SqliteStore:
                     # One statement in the common case: the insert is ignored only for a
                     # transaction id already used, and then the original is looked up.
                     cur.execute(
-                        "INSERT OR IGNORE INTO txns VALUES (?, ?, ?)", (*w.txn, w.event.event_id)
+                        "INSERT OR IGNORE INTO txns VALUES (?, ?, ?)", (*w.txn, w.event.pos)
                     )
                     if cur.rowcount == 0:
                         original = seen.get(w.txn) or self._txn_event(cur, w.txn)
@@ -316,15 +316,16 @@ class SqliteStore:
         if ev.redacts is not None:
             # The redacted content is gone for good; the event stays as a tombstone.
             cur.execute(
-                "UPDATE events SET content = ?, redacted_by = ? WHERE event_id = ? AND room_id = ?",
-                (_EMPTY_CONTENT, ev.event_id, ev.redacts, ev.room_id),
+                "UPDATE events SET content = ?, redacted_by = ?"
+                " WHERE pos = ? AND event_id = ? AND room_id = ?",
+                (_EMPTY_CONTENT, ev.event_id, ids.event_pos(ev.redacts), ev.redacts, ev.room_id),
             )
 
     @staticmethod
     def _txn_event(cur: sqlite3.Cursor, key: TxnKey) -> Event | None:
         row = cur.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id ="
-            " (SELECT event_id FROM txns WHERE device_id = ? AND txn = ?)",
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE pos ="
+            " (SELECT pos FROM txns WHERE device_id = ? AND txn = ?)",
             key,
         ).fetchone()
         return row_to_event(row) if row else None
@@ -346,15 +347,18 @@ class SqliteStore:
         return [row_to_event(r) for r in rows]
 
     async def get_event(self, event_id: str) -> Event | None:
+        pos = ids.event_pos(event_id)
+        if pos is None:
+            return None
         rows = await self._fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE pos = ? AND event_id = ?", (pos, event_id)
         )
         return row_to_event(rows[0]) if rows else None
 
     async def find_txn(self, key: TxnKey) -> Event | None:
         rows = await self._fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id ="
-            " (SELECT event_id FROM txns WHERE device_id = ? AND txn = ?)",
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE pos ="
+            " (SELECT pos FROM txns WHERE device_id = ? AND txn = ?)",
             key,
         )
         return row_to_event(rows[0]) if rows else None
