@@ -71,7 +71,6 @@ class Client:
         reconnect: bool = True,
         max_reconnect_attempts: int = 50,
         request_timeout: float = 30.0,
-        queue_size: int = 0,
     ):
         self.url = server.rstrip("/").replace("http", "ws", 1) + "/v1/ws"
         self.token = token
@@ -89,7 +88,7 @@ class Client:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
-        self._pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
+        self._pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._synced = asyncio.Event()
@@ -161,9 +160,13 @@ class Client:
         self.device_id = reply["ok"]["device_id"]
         if self.pos is None:
             self.pos = 0
+        # Requests that waited for this reconnect, including any added while sending these.
+        sent: set[int] = set()
+        while todo := [(rid, p) for rid, p in self._pending.items() if rid not in sent]:
+            for rid, pending in todo:
+                await self._send_raw(pending.frame)
+                sent.add(rid)
         self._connected.set()
-        for pending in self._pending.values():  # requests that were waiting for a reconnect
-            await self._send_raw(pending.frame)
 
     def _decode(self, data: str | bytes) -> dict[str, Any]:
         raw = data if isinstance(data, bytes) else data.encode()

@@ -30,6 +30,7 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutting down: reconnect and resume
     MESSAGE_TOO_BIG = 1009  # a frame over max_frame_bytes
+    INTERNAL = 1011  # the server failed while sending the catch-up: reconnect and resume
     AUTH_TIMEOUT = 4000  # no successful auth within auth_timeout_s
     DEVICE_REVOKED = 4003
     SLOW_CONSUMER = 4008  # outgoing queue over its bound: reconnect and resume

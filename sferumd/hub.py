@@ -173,15 +173,6 @@ class Hub:
     def is_online(self, user_id: str) -> bool:
         return user_id in self.by_user
 
-    def connections(self) -> Iterable[Connection]:
-        for conns in list(self.by_user.values()):
-            yield from list(conns)
-
-    def close_device(self, device_id: str, code: int, reason: str) -> None:
-        for conn in list(self.connections()):
-            if conn.device_id == device_id:
-                conn.close(code, reason)
-
     # -- fan-out ---------------------------------------------------------------------------
 
     def publish(self, event: Event, recipients: Iterable[str]) -> None:

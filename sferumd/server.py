@@ -42,11 +42,8 @@ async def serve(settings: Settings) -> int:
     await daemon.stopped.wait()
     log.info("stopping")
     await runner.cleanup()
-    failed = (
-        daemon.store.writer_task.done()
-        and not daemon.store.writer_task.cancelled()
-        and (daemon.store.writer_task.exception() is not None)
-    )
+    writer = daemon.store.writer_task
+    failed = writer.done() and not writer.cancelled() and writer.exception() is not None
     return 1 if failed else 0
 
 

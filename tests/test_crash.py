@@ -37,6 +37,21 @@ ACKED_BEFORE_CRASH = 300
 MAX_PER_SENDER = 5000  # bounds the loops if the crash never came
 
 
+async def answers_settled(acked_count: Any) -> None:
+    """After reading is paused, answers read before the pause may still be in the client's
+    buffers: wait (bounded) until the acknowledged count stops moving, so that what is
+    unanswered from then on stays unanswered."""
+    last, stable = -1, 0
+    for _ in range(500):
+        now = acked_count()
+        stable = stable + 1 if now == last else 0
+        if stable >= 5:
+            return
+        last = now
+        await asyncio.sleep(0.01)
+    raise AssertionError("acknowledgements kept arriving after reading was paused")
+
+
 class Sender:
     """Pipelined sends, each with its own transaction id; records what was acknowledged."""
 
@@ -140,6 +155,7 @@ async def test_acknowledged_events_survive_the_daemon_exactly_once(daemon_factor
                     for e in rxs[1].events
                 )
 
+            await answers_settled(acked_count)
             await rxs[1].wait_for(lambda: committed_unanswered() >= 5, "unanswered commits")
             in_flight_at_crash = sum(s.in_flight for s in senders)
             assert daemon.proc is not None

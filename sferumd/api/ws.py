@@ -314,7 +314,13 @@ class Session:
         )
         if first:
             self.daemon.ephemeral.went_online(device.user_id)
-        await self._catch_up(req.since or 0, upto, req.limit)
+        try:
+            await self._catch_up(req.since or 0, upto, req.limit)
+        except Exception:
+            # The auth was answered already; a half-sent catch-up can't be finished here,
+            # but the client can resume from the last position it received.
+            log.exception("catch-up failed", extra={"user_id": device.user_id})
+            conn.close(CloseCode.INTERNAL, "catch-up failed: reconnect and resume")
 
     async def _catch_up(self, since: int, upto: int, limit: int | None) -> None:
         conn = self.conn

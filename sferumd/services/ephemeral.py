@@ -28,12 +28,13 @@ class Ephemeral:
 
     def typing(self, device: Device, req: f.Typing) -> None:
         room = self.rooms.joined_room(req.room_id, device.user_id)
-        typers = self._typing.setdefault(room.room_id, {})
+        typers = self._typing.get(room.room_id) or {}
         old = typers.pop(device.user_id, None)
         if old is not None:
             old.cancel()
         if req.typing:
             loop = asyncio.get_running_loop()
+            typers = self._typing.setdefault(room.room_id, typers)
             typers[device.user_id] = loop.call_later(
                 req.timeout_ms / 1000, self._expire, room.room_id, device.user_id
             )
@@ -67,7 +68,8 @@ class Ephemeral:
         room = self.rooms.joined_room(req.room_id, device.user_id)
         if req.pos > self.hub.committed_pos:
             raise ProtocolError(ErrorCode.INVALID_FIELD, "pos is beyond the newest event")
-        await self.store.set_receipt(room.room_id, device.user_id, req.pos)
+        if not await self.store.set_receipt(room.room_id, device.user_id, req.pos):
+            return  # an older marker than the stored one: nothing to tell anyone
         frame = Frame(
             {f.PUSH_RECEIPT: {"room_id": room.room_id, "user_id": device.user_id, "pos": req.pos}}
         )

@@ -46,6 +46,7 @@ class RoomService:
         self.next_pos = 1
         self._routes: dict[str, Any] = {}  # event id -> recipients, until committed
         self._txns: dict[TxnKey, asyncio.Future[Event]] = {}  # writes in flight by txn
+        self._redacted: set[str] = set()  # redacted by this process (the store knows older ones)
         store.set_commit_listener(self._committed)
 
     async def load(self) -> None:
@@ -81,9 +82,10 @@ class RoomService:
             recipients = room.joined | {event.state_key}  # the target sees its own change
         else:
             recipients = frozenset(recipients)
+        committed = self.store.append(event, txn)  # raises if the store is closing
         self._routes[event.event_id] = recipients
         self._apply(event)
-        return self.store.append(event, txn)
+        return committed
 
     def _apply(self, event: Event) -> None:
         room = self.rooms.get(event.room_id)
@@ -125,7 +127,16 @@ class RoomService:
         self._txns[key] = done
         try:
             original = await self.store.find_txn(key) if lookup else None
-            result = original if original is not None else await self._commit(make(), key)
+            if original is None:
+                try:
+                    event = make()
+                except ProtocolError:
+                    # A retry of a committed send by someone who has since lost the right
+                    # to send still gets its original event back.
+                    original = None if lookup else await self.store.find_txn(key)
+                    if original is None:
+                        raise
+            result = original if original is not None else await self._commit(event, key)
         except BaseException as exc:
             done.set_exception(exc)
             done.exception()  # the waiters, if any, re-raise it; nobody else needs to
@@ -256,13 +267,16 @@ class RoomService:
                 )
             if target.is_state or target.type == model.REDACTION:
                 raise ProtocolError(ErrorCode.INVALID_FIELD, "state events and redactions stay")
-            if target.redacted_by is not None:
+            # The stored copy was read before an await; a redaction made since then (and
+            # maybe not committed yet) is in the set.
+            if target.redacted_by is not None or target.event_id in self._redacted:
                 raise ProtocolError(
                     ErrorCode.NOT_FOUND, f"event {req.event_id} is already redacted"
                 )
             if target.sender != me:
                 power.require(room.power, me, room.power.action("redact"), "redacting")
             content: dict[str, Any] = {} if req.reason is None else {"reason": req.reason}
+            self._redacted.add(target.event_id)
             return self._event(req.room_id, me, model.REDACTION, content, redacts=target.event_id)
 
         return await self._once(device, req.txn, make, lookup=True)
@@ -284,13 +298,20 @@ class RoomService:
             if room is not None and room.membership(me) == ms.BAN:
                 raise ProtocolError(ErrorCode.BANNED, "you are banned from this room")
             if room is not None and me in room.joined:
-                return room.state[(model.MEMBER, me)]  # joining twice changes nothing
+                return await self._current_member_event(room, me)  # joining twice: no change
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, f"room {req.room_id} needs an invite (or does not exist)"
             )
         if me in room.joined:
-            return room.state[(model.MEMBER, me)]
+            return await self._current_member_event(room, me)
         return await self._member(room, me, me, "join")
+
+    async def _current_member_event(self, room: RoomState, user_id: str) -> Event:
+        """The membership event in memory, answered only once it is committed."""
+        event = room.state[(model.MEMBER, user_id)]
+        if event.pos > self.hub.committed_pos:
+            await self.store.barrier()
+        return event
 
     async def leave(self, device: Device, req: f.Leave) -> Event:
         room = self.rooms.get(req.room_id)

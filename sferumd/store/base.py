@@ -30,7 +30,9 @@ class Store(Protocol):
     # Group-committed writes. ``append`` resolves to the stored event, or, when ``txn`` was
     # already used, to the original event of that transaction (the new one is dropped).
     def append(self, event: Event, txn: TxnKey | None = None) -> Awaitable[Event]: ...
-    def set_receipt(self, room_id: str, user_id: str, pos: int) -> Awaitable[None]: ...
+    # Resolves to whether the read marker moved forward (it never moves back).
+    def set_receipt(self, room_id: str, user_id: str, pos: int) -> Awaitable[bool]: ...
+    def barrier(self) -> Awaitable[None]: ...  # after everything submitted before it commits
 
     # Reads.
     async def room_events(

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = "pos, event_id, room_id, sender, type, state_key, content, ts, redacts, redacted_by"
 _EMPTY_CONTENT = msgpack.packb({})
+TXN_EVENT_SQL = (
+    f"SELECT {EVENT_COLUMNS} FROM events WHERE pos ="
+    " (SELECT pos FROM txns WHERE device_id = ? AND txn = ?)"
+)
 
 
 def _pack(content: dict[str, Any]) -> bytes:
@@ -141,7 +145,8 @@ class SqliteStore:
         self._closing = True
         self._wake.set()
         if self._writer_task is not None:
-            await self._writer_task
+            # A writer that died has said why already (and stopped the daemon); close the rest.
+            await asyncio.gather(self._writer_task, return_exceptions=True)
         if self._checkpoint is not None:
             await self._checkpoint
         if self._cconn is not None:
@@ -174,15 +179,19 @@ class SqliteStore:
     def append(self, event: Event, txn: TxnKey | None = None) -> Awaitable[Event]:
         return self._submit(_Write(self._new_future(), event=event, txn=txn))
 
-    def set_receipt(self, room_id: str, user_id: str, pos: int) -> Awaitable[None]:
+    def set_receipt(self, room_id: str, user_id: str, pos: int) -> Awaitable[bool]:
         return self._submit(_Write(self._new_future(), receipt=(room_id, user_id, pos)))
+
+    def barrier(self) -> Awaitable[None]:
+        """Resolves once everything submitted before it is committed."""
+        return self._submit(_Write(self._new_future()))
 
     def _new_future(self) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().create_future()
 
     def _submit(self, write: _Write) -> asyncio.Future[Any]:
-        if self._closing:
-            raise RuntimeError("store is closing")
+        if self._closing or (self._writer_task is not None and self._writer_task.done()):
+            raise RuntimeError("store is closing or its writer has stopped")
         self._queue.append(write)
         self._wake.set()
         return write.future
@@ -224,9 +233,9 @@ class SqliteStore:
                 except Exception:
                     # The events are committed; clients that missed them get them on resume.
                     log.exception("commit listener failed")
-            for w, (r, _new) in zip(batch, results, strict=True):
+            for w, (r, new) in zip(batch, results, strict=True):
                 if not w.future.done():
-                    w.future.set_result(r)
+                    w.future.set_result(new if w.receipt is not None else r)
 
     def _maybe_checkpoint(self) -> None:
         """Every ``checkpoint_every`` commits, copy the WAL into the database on the thread.
@@ -268,9 +277,11 @@ class SqliteStore:
                         " WHERE excluded.pos > receipts.pos",
                         w.receipt,
                     )
+                    results.append((None, cur.rowcount > 0))  # did the marker move forward
+                    continue
+                if w.event is None:  # a barrier
                     results.append((None, False))
                     continue
-                assert w.event is not None
                 if w.txn is not None:
                     # One statement in the common case: the insert is ignored only for a
                     # transaction id already used, and then the original is looked up.
@@ -324,8 +335,7 @@ class SqliteStore:
     @staticmethod
     def _txn_event(cur: sqlite3.Cursor, key: TxnKey) -> Event | None:
         row = cur.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE pos ="
-            " (SELECT pos FROM txns WHERE device_id = ? AND txn = ?)",
+            TXN_EVENT_SQL,
             key,
         ).fetchone()
         return row_to_event(row) if row else None
@@ -357,8 +367,7 @@ class SqliteStore:
 
     async def find_txn(self, key: TxnKey) -> Event | None:
         rows = await self._fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE pos ="
-            " (SELECT pos FROM txns WHERE device_id = ? AND txn = ?)",
+            TXN_EVENT_SQL,
             key,
         )
         return row_to_event(rows[0]) if rows else None
