@@ -394,6 +394,13 @@ class Client:
     async def next_push(self, timeout: float | None = None) -> dict[str, Any]:
         return await asyncio.wait_for(self._pushes.get(), timeout)
 
+    def take_pushes(self) -> list[dict[str, Any]]:
+        """Every push received so far and not yet taken, without waiting."""
+        out = []
+        while not self._pushes.empty():
+            out.append(self._pushes.get_nowait())
+        return out
+
     async def stream(self) -> AsyncIterator[dict[str, Any]]:
         """Every push in order: ``ev``, ``gap``, ``synced``, ``typing``, ``receipt``,
         ``presence``; a final ``closed`` push if the client stops for good."""
