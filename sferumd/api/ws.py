@@ -316,6 +316,8 @@ class Session:
             self.daemon.ephemeral.went_online(device.user_id)
         try:
             await self._catch_up(req.since or 0, upto, req.limit)
+        except ConnectionError:
+            pass  # the client went away mid catch-up; it resumes from what it got
         except Exception:
             # The auth was answered already; a half-sent catch-up can't be finished here,
             # but the client can resume from the last position it received.

@@ -76,12 +76,10 @@ class RoomService:
 
     def _submit(self, event: Event, txn: TxnKey | None = None) -> Awaitable[Event]:
         """Route, apply to memory, and hand to the store. Synchronous up to the returned await."""
-        room = self.rooms[event.room_id]
-        recipients: set[str] | frozenset[str] = room.joined
-        if event.type == model.MEMBER and event.state_key not in room.joined:
-            recipients = room.joined | {event.state_key}  # the target sees its own change
-        else:
-            recipients = frozenset(recipients)
+        joined = self.rooms[event.room_id].joined
+        recipients = frozenset(joined)
+        if event.type == model.MEMBER and event.state_key not in joined:
+            recipients |= {event.state_key}  # the target sees its own change
         committed = self.store.append(event, txn)  # raises if the store is closing
         self._routes[event.event_id] = recipients
         self._apply(event)
