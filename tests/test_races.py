@@ -61,3 +61,18 @@ async def test_a_retried_send_returns_the_original_after_the_sender_was_removed(
         with pytest.raises(ClientError) as err:
             await p.send(room, "ещё", txn="answer-2")
         assert err.value.code == "not_member"
+
+
+async def test_history_pages_stay_within_their_byte_budget_and_page_on(daemon_factory):
+    d = daemon_factory(config="[limits]\nhistory_max_bytes = 4096\n")
+    alice = d.add_user()
+    async with Client(d.url, alice.token) as a:
+        room = await a.create_room(name="r")
+        sent = [(await a.send(room, f"{i:02d}" + "я" * 900))["event_id"] for i in range(10)]
+        page = await a.history(room, limit=10)
+        # Ten ~1.8 KB events don't fit 4 KiB: the page is the newest that fit, and says more.
+        assert 1 <= len(page["events"]) < 10
+        assert [e["event_id"] for e in page["events"]] == sent[-len(page["events"]) :]
+        assert page["prev"] == page["events"][0]["pos"]
+        everything = await full_history(a, room)
+        assert [e["event_id"] for e in everything if e["type"] == "message"] == sent
