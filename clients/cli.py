@@ -3,6 +3,9 @@
 sferum --server http://127.0.0.1:8080 --token TOKEN rooms create "7B"
 sferum ... send ROOM "hello" [--txn ID]
 sferum ... tail
+sferum --server URL login PHONE          (asks for the SMS code on stdin; prints the token)
+sferum ... profile [--set first_name=Анна --set last_name=Иванова ...]
+sferum ... devices [revoke DEVICE_ID]
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import json
 import sys
 from typing import Any
 
+from clients import sdk
 from clients.sdk import Client, ClientError, ConnectionLost
+
+# Commands that talk HTTP rather than the websocket.
+HTTP_COMMANDS = frozenset({"login", "profile", "devices", "logout"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--server", required=True, help="daemon base address, e.g. http://127.0.0.1:8080"
     )
-    p.add_argument("--token", required=True, help="device token")
+    p.add_argument("--token", help="device token (every command but login needs one)")
     p.add_argument("--json-wire", action="store_true", help="use the JSON subprotocol")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -51,6 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--before", type=int, help="only events before this position")
     tail = sub.add_parser("tail", help="print events as they arrive until interrupted")
     tail.add_argument("--since", type=int, help="resume from this position (default: now)")
+
+    login = sub.add_parser("login", help="sign in by phone; asks for the SMS code on stdin")
+    login.add_argument("phone")
+    login.add_argument("--device-name", help="a name for this device in the devices list")
+    profile = sub.add_parser("profile", help="print your profile, or change it with --set")
+    profile.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", dest="fields"
+    )
+    devices = sub.add_parser("devices", help="list your devices, or revoke one")
+    devices_sub = devices.add_subparsers(dest="devices_command")
+    revoke = devices_sub.add_parser("revoke", help="revoke a device; closes its connections")
+    revoke.add_argument("device_id")
+    sub.add_parser("logout", help="revoke this device's token")
     return p
 
 
@@ -58,7 +78,39 @@ def _line(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False), flush=True)
 
 
+async def _http_command(args: argparse.Namespace) -> int:
+    server, token, cmd = args.server, args.token, args.command
+    if cmd == "login":
+        sent = await sdk.request_code(server, args.phone)
+        print(f"code sent to {sent['phone']}; enter it: ", end="", file=sys.stderr, flush=True)
+        code = sys.stdin.readline().strip()
+        _line(await sdk.verify_code(server, sent["phone"], code, args.device_name))
+    elif cmd == "profile" and args.fields:
+        fields: dict[str, Any] = {}
+        for item in args.fields:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ClientError("usage", f"--set wants FIELD=VALUE, got {item!r}")
+            fields[key] = value
+        current = await sdk.profile(server, token)
+        keep = ("first_name", "last_name", "patronymic", "birth_date", "gender")
+        merged = {k: current[k] for k in keep if current.get(k)} | fields
+        _line(await sdk.update_profile(server, token, merged))
+    elif cmd == "profile":
+        _line(await sdk.profile(server, token))
+    elif cmd == "devices" and args.devices_command == "revoke":
+        _line(await sdk.revoke_device(server, token, args.device_id))
+    elif cmd == "devices":
+        for device in await sdk.devices(server, token):
+            _line(device)
+    elif cmd == "logout":
+        _line(await sdk.logout(server, token))
+    return 0
+
+
 async def _run(args: argparse.Namespace) -> int:
+    if args.command in HTTP_COMMANDS:
+        return await _http_command(args)
     tailing = args.command == "tail"
     client = Client(
         args.server,
@@ -111,7 +163,10 @@ async def _command(client: Client, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.token is None and args.command != "login":
+        parser.error(f"{args.command} needs --token (get one with: sferum login PHONE)")
     try:
         return asyncio.run(_run(args))
     except ClientError as err:

@@ -415,3 +415,67 @@ class Client:
         async for push in self.stream():
             if "ev" in push:
                 yield push["ev"]
+
+
+# -- sign-in, profile and devices over HTTP (see "Sign-in, profile and devices" in PROTOCOL.md)
+
+
+async def _http(
+    server: str,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    body: dict[str, Any] | None = None,
+    timeout: float = 30.0,
+) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        session.request(
+            method, server.rstrip("/") + path, json=body, headers=headers
+        ) as resp,
+    ):
+        data = await resp.json(content_type=None)
+    if resp.status >= 400:
+        err = data.get("error", {}) if isinstance(data, dict) else {}
+        raise ClientError(err.get("code", f"http_{resp.status}"), err.get("message", ""))
+    return data
+
+
+async def request_code(server: str, phone: str) -> dict[str, Any]:
+    """Asks for an SMS code; returns {"phone": E.164, "sent": true}."""
+    return await _http(server, "POST", "/v1/auth/code", body={"phone": phone})  # type: ignore[no-any-return]
+
+
+async def verify_code(
+    server: str, phone: str, code: str, device_name: str | None = None
+) -> dict[str, Any]:
+    """Returns {"user_id", "device_id", "token", "needs_profile"}."""
+    body: dict[str, Any] = {"phone": phone, "code": code}
+    if device_name is not None:
+        body["device_name"] = device_name
+    return await _http(server, "POST", "/v1/auth/verify", body=body)  # type: ignore[no-any-return]
+
+
+async def profile(server: str, token: str) -> dict[str, Any]:
+    return await _http(server, "GET", "/v1/profile", token=token)  # type: ignore[no-any-return]
+
+
+async def update_profile(server: str, token: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return await _http(server, "PUT", "/v1/profile", token=token, body=fields)  # type: ignore[no-any-return]
+
+
+async def devices(server: str, token: str) -> list[dict[str, Any]]:
+    return (await _http(server, "GET", "/v1/devices", token=token))["devices"]  # type: ignore[no-any-return]
+
+
+async def revoke_device(server: str, token: str, device_id: str) -> dict[str, Any]:
+    from urllib.parse import quote
+
+    path = "/v1/devices/" + quote(device_id, safe="")
+    return await _http(server, "DELETE", path, token=token)  # type: ignore[no-any-return]
+
+
+async def logout(server: str, token: str) -> dict[str, Any]:
+    return await _http(server, "POST", "/v1/auth/logout", token=token)  # type: ignore[no-any-return]

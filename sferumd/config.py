@@ -1,8 +1,8 @@
 """Settings: defaults here, overridden by a TOML file (``--config``) and the command line.
 
 Every limit is a named setting. The TOML file has one table per dataclass below
-(``[server]``, ``[store]``, ``[websocket]``, ``[limits]``); an unknown key is an error, so a
-typo never silently keeps a default.
+(``[server]``, ``[store]``, ``[websocket]``, ``[limits]``, ``[auth]``); an unknown key is an
+error, so a typo never silently keeps a default.
 """
 
 from __future__ import annotations
@@ -46,15 +46,36 @@ class WebsocketSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Phone sign-in: code lifetime, brute-force and SMS-flood limits, the SMS gateway."""
+
+    default_region: str = "RU"  # how numbers without a country code are read
+    code_ttl_s: float = 300.0
+    max_tries: int = 5  # wrong codes before the code is burned
+    resend_cooldown_s: float = 60.0  # per phone
+    codes_per_phone_per_hour: int = 5
+    codes_per_address_per_hour: int = 20  # per client IP address
+    sms_gateway: str = "console"  # console (code goes to the log) or http
+    sms_http_url: str = ""
+    sms_http_secret: str = ""  # HMAC-SHA256 key for the X-Sferum-Signature header
+    sms_http_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     websocket: WebsocketSettings = field(default_factory=WebsocketSettings)
     limits: Limits = field(default_factory=Limits)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
+
+    @property
+    def secret_path(self) -> Path:
+        return self.data_path / "auth.secret"
 
     @property
     def db_path(self) -> Path:
@@ -72,6 +93,12 @@ def load(path: Path | None = None, **server_overrides: Any) -> Settings:
         settings = replace(settings, server=replace(settings.server, **overrides))
     if settings.store.synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise ValueError("store.synchronous must be NORMAL, FULL or EXTRA")
+    if settings.auth.sms_gateway not in ("console", "http"):
+        raise ValueError("auth.sms_gateway must be console or http")
+    if settings.auth.sms_gateway == "http" and not (
+        settings.auth.sms_http_url and settings.auth.sms_http_secret
+    ):
+        raise ValueError("auth.sms_gateway http needs auth.sms_http_url and auth.sms_http_secret")
     return settings
 
 

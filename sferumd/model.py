@@ -58,6 +58,32 @@ class User:
     phone: str
     first_name: str
     last_name: str
+    patronymic: str | None = None
+    birth_date: str | None = None  # ISO date
+    gender: str | None = None  # male or female
+
+    @property
+    def needs_profile(self) -> bool:
+        return not (self.first_name and self.last_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What the owner may set; validated by services.auth before it reaches the store."""
+
+    first_name: str
+    last_name: str
+    patronymic: str | None
+    birth_date: str | None
+    gender: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    device_id: str
+    name: str | None
+    created_ts: int
+    last_seen_ts: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +98,23 @@ class NewDevice:
     device_id: str
     token: str
     created_user: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CodeWindow:
+    """A phone's and an address's sign-in code sends within the last hour."""
+
+    last_sent_ts: int | None  # the phone's current code, if any
+    phone_sends: list[int]  # send times, ascending
+    address_sends: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCode:
+    code_hash: str
+    sent_ts: int
+    expires_ts: int
+    tries: int
 
 
 @dataclass(slots=True)

@@ -15,8 +15,10 @@ from sferumd import __version__
 from sferumd.config import Settings
 from sferumd.hub import Hub
 from sferumd.metrics import Metrics
+from sferumd.services.auth import AuthService, load_secret
 from sferumd.services.ephemeral import Ephemeral
 from sferumd.services.rooms import RoomService
+from sferumd.services.sms import build_gateway
 from sferumd.store import SqliteStore
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ class Daemon:
     metrics: Metrics
     rooms: RoomService
     ephemeral: Ephemeral
+    auth: AuthService
     sessions: set[Session] = field(default_factory=set)
     ops: dict[str, Any] = field(default_factory=dict)  # websocket op table, see api.ws
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # requests and closes running
@@ -70,11 +73,18 @@ def build_daemon(settings: Settings) -> Daemon:
         max_backlog=settings.websocket.max_backlog,
     )
     rooms = RoomService(store, hub, settings.limits)
-    return Daemon(settings, store, hub, metrics, rooms, Ephemeral(store, hub, rooms))
+    auth = AuthService(
+        store,
+        hub,
+        build_gateway(settings.auth),
+        settings.auth,
+        load_secret(settings.secret_path),
+    )
+    return Daemon(settings, store, hub, metrics, rooms, Ephemeral(store, hub, rooms), auth)
 
 
 def create_app(settings: Settings) -> web.Application:
-    from sferumd.api import ws
+    from sferumd.api import auth, ws
 
     app = web.Application(client_max_size=settings.limits.max_frame_bytes)
     daemon = build_daemon(settings)
@@ -83,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/ws", ws.handler)
+    auth.routes(app)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
@@ -113,6 +124,7 @@ async def _shutdown(app: web.Application) -> None:
 
 
 async def _cleanup(app: web.Application) -> None:
+    await app[DAEMON].auth.gateway.close()
     await app[DAEMON].store.close()
     log.info("stopped")
 

@@ -9,6 +9,7 @@ connection's writes are ordered as sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -309,6 +310,10 @@ class Session:
         conn.catching_up = True
         upto = hub.committed_pos
         first = hub.attach(conn)
+        # Committed with the next batch; while the store is closing (shutdown) it is skipped,
+        # last-seen being only informational.
+        with contextlib.suppress(RuntimeError):
+            self.daemon.store.touch_device(device.device_id)
         conn.send(
             f.ok(env.id, {"user_id": device.user_id, "device_id": device.device_id, "pos": upto})
         )

@@ -9,9 +9,18 @@ store's commit listener sees events in position order.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from sferumd.model import Device, Event, User
+from sferumd.model import (
+    CodeWindow,
+    Device,
+    DeviceInfo,
+    Event,
+    NewDevice,
+    Profile,
+    StoredCode,
+    User,
+)
 
 TxnKey = tuple[str, str]  # (device id, client transaction id)
 CommitListener = Callable[[Sequence[Event]], None]
@@ -47,3 +56,26 @@ class Store(Protocol):
     # Accounts.
     async def device_for_token(self, token: str) -> Device | None: ...
     async def get_user(self, user_id: str) -> User | None: ...
+    async def list_devices(self, user_id: str) -> list[DeviceInfo]: ...  # live ones only
+    # Account writes, group-committed like events.
+    def update_profile(self, user_id: str, profile: Profile) -> Awaitable[None]: ...
+    def revoke_device(self, user_id: str, device_id: str) -> Awaitable[bool]: ...
+    def touch_device(self, device_id: str) -> Awaitable[None]: ...
+
+    # Sign-in codes; the policy comes from services.auth as the callables.
+    def issue_code(
+        self,
+        phone: str,
+        address: str,
+        code_hash: str,
+        now: int,
+        expires: int,
+        decide: Callable[[CodeWindow], Any],
+    ) -> Awaitable[Any]: ...
+    def forget_code(self, phone: str, code_hash: str) -> Awaitable[None]: ...
+    def verify_code(
+        self,
+        phone: str,
+        judge: Callable[[StoredCode | None], str],
+        device_name: str | None,
+    ) -> Awaitable[tuple[str, StoredCode | None, NewDevice | None]]: ...

@@ -56,6 +56,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX devices_user ON devices (user_id);
     """,
+    # 2: profile fields, device names and last use, sign-in codes and their send log.
+    # Names may be empty until a phone sign-in fills the profile in.
+    """
+    ALTER TABLE users ADD COLUMN patronymic TEXT;
+    ALTER TABLE users ADD COLUMN birth_date TEXT;
+    ALTER TABLE users ADD COLUMN gender TEXT CHECK (gender IN ('male', 'female'));
+    ALTER TABLE devices ADD COLUMN name TEXT;
+    ALTER TABLE devices ADD COLUMN last_seen_ts INTEGER;
+    CREATE TABLE auth_codes (
+        phone TEXT PRIMARY KEY,
+        code_hash TEXT NOT NULL,
+        sent_ts INTEGER NOT NULL,
+        expires_ts INTEGER NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE auth_sends (
+        phone TEXT NOT NULL,
+        address TEXT NOT NULL,
+        ts INTEGER NOT NULL
+    );
+    CREATE INDEX auth_sends_phone ON auth_sends (phone, ts);
+    CREATE INDEX auth_sends_address ON auth_sends (address, ts)
+    """,
 ]
 
 

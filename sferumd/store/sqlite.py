@@ -16,9 +16,9 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,16 @@ import aiosqlite
 import msgpack
 
 from sferumd import ids
-from sferumd.model import Device, Event, NewDevice, User
+from sferumd.model import (
+    CodeWindow,
+    Device,
+    DeviceInfo,
+    Event,
+    NewDevice,
+    Profile,
+    StoredCode,
+    User,
+)
 from sferumd.store.base import CommitListener, TxnKey
 from sferumd.store.migrations import migrate
 
@@ -74,28 +83,48 @@ def add_user_device_sync(
     conn: sqlite3.Connection, phone: str, first_name: str, last_name: str
 ) -> NewDevice:
     """A new device (and its token) for the user with this phone, creating the user if new."""
-    now = int(time.time() * 1000)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        row = conn.execute("SELECT user_id FROM users WHERE phone = ?", (phone,)).fetchone()
-        created = row is None
-        user_id = ids.user_id() if created else row[0]
-        if created:
-            conn.execute(
-                "INSERT INTO users (user_id, phone, first_name, last_name, created_ts)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (user_id, phone, first_name, last_name, now),
-            )
-        device_id, token = ids.device_id(), ids.device_token()
-        conn.execute(
-            "INSERT INTO devices (device_id, user_id, token_hash, created_ts) VALUES (?, ?, ?, ?)",
-            (device_id, user_id, ids.token_hash(token), now),
-        )
+        new = insert_device(conn.cursor(), phone, first_name, last_name, None, _now_ms())
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return new
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def insert_device(
+    cur: sqlite3.Cursor, phone: str, first_name: str, last_name: str, name: str | None, now: int
+) -> NewDevice:
+    """Inside a transaction: a device of the phone's user; the user is created only when the
+    phone has none, so one phone never gets a second profile."""
+    row = cur.execute("SELECT user_id FROM users WHERE phone = ?", (phone,)).fetchone()
+    created = row is None
+    user_id = ids.user_id() if created else row[0]
+    if created:
+        cur.execute(
+            "INSERT INTO users (user_id, phone, first_name, last_name, created_ts)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (user_id, phone, first_name, last_name, now),
+        )
+    device_id, token = ids.device_id(), ids.device_token()
+    cur.execute(
+        "INSERT INTO devices (device_id, user_id, token_hash, created_ts, name)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (device_id, user_id, ids.token_hash(token), now, name),
+    )
     return NewDevice(user_id, device_id, token, created)
+
+
+@dataclass(slots=True)
+class _Failed:
+    """A ``call`` write that raised: only its own savepoint was rolled back."""
+
+    exc: Exception
 
 
 @dataclass(slots=True)
@@ -104,6 +133,8 @@ class _Write:
     event: Event | None = None
     txn: TxnKey | None = None
     receipt: tuple[str, str, int] | None = None
+    # Account writes: run with the batch's cursor inside the group-commit transaction.
+    call: Callable[[sqlite3.Cursor], Any] | None = None
 
 
 class SqliteStore:
@@ -234,7 +265,11 @@ class SqliteStore:
                     # The events are committed; clients that missed them get them on resume.
                     log.exception("commit listener failed")
             for w, (r, new) in zip(batch, results, strict=True):
-                if not w.future.done():
+                if w.future.done():
+                    continue
+                if isinstance(r, _Failed):
+                    w.future.set_exception(r.exc)
+                else:
                     w.future.set_result(new if w.receipt is not None else r)
 
     def _maybe_checkpoint(self) -> None:
@@ -261,15 +296,18 @@ class SqliteStore:
         if not fut.cancelled() and fut.exception() is not None:
             log.warning("WAL checkpoint failed", exc_info=fut.exception())
 
-    def _commit(self, batch: list[_Write]) -> list[tuple[Event | None, bool]]:
+    def _commit(self, batch: list[_Write]) -> list[tuple[Any, bool]]:
         """One transaction for the whole batch (on the loop or the writer thread)."""
         assert self._wconn is not None
         cur = self._wconn.cursor()
-        results: list[tuple[Event | None, bool]] = []
+        results: list[tuple[Any, bool]] = []
         seen: dict[TxnKey, Event] = {}
         cur.execute("BEGIN IMMEDIATE")
         try:
             for w in batch:
+                if w.call is not None:
+                    results.append((self._run_call(cur, w.call), False))
+                    continue
                 if w.receipt is not None:
                     cur.execute(
                         "INSERT INTO receipts (room_id, user_id, pos) VALUES (?, ?, ?)"
@@ -301,6 +339,20 @@ class SqliteStore:
             cur.execute("ROLLBACK")
             raise
         return results
+
+    @staticmethod
+    def _run_call(cur: sqlite3.Cursor, call: Callable[[sqlite3.Cursor], Any]) -> Any:
+        # A savepoint keeps a failing account write (say, a constraint) from taking the
+        # events of the same batch down with it, and from stopping the daemon.
+        cur.execute("SAVEPOINT call")
+        try:
+            result = call(cur)
+        except Exception as exc:
+            cur.execute("ROLLBACK TO call")
+            cur.execute("RELEASE call")
+            return _Failed(exc)
+        cur.execute("RELEASE call")
+        return result
 
     @staticmethod
     def _insert_event(cur: sqlite3.Cursor, ev: Event) -> None:
@@ -405,7 +457,137 @@ class SqliteStore:
 
     async def get_user(self, user_id: str) -> User | None:
         rows = await self._fetchall(
-            "SELECT user_id, phone, first_name, last_name FROM users WHERE user_id = ?",
+            "SELECT user_id, phone, first_name, last_name, patronymic, birth_date, gender"
+            " FROM users WHERE user_id = ?",
             (user_id,),
         )
         return User(*rows[0]) if rows else None
+
+    async def list_devices(self, user_id: str) -> list[DeviceInfo]:
+        rows = await self._fetchall(
+            "SELECT device_id, name, created_ts, last_seen_ts FROM devices"
+            " WHERE user_id = ? AND revoked_ts IS NULL ORDER BY created_ts, device_id",
+            (user_id,),
+        )
+        return [DeviceInfo(*r) for r in rows]
+
+    def _call(self, call: Callable[[sqlite3.Cursor], Any]) -> Awaitable[Any]:
+        return self._submit(_Write(self._new_future(), call=call))
+
+    def update_profile(self, user_id: str, profile: Profile) -> Awaitable[None]:
+        def write(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                "UPDATE users SET first_name = ?, last_name = ?, patronymic = ?, birth_date = ?,"
+                " gender = ? WHERE user_id = ?",
+                (
+                    profile.first_name,
+                    profile.last_name,
+                    profile.patronymic,
+                    profile.birth_date,
+                    profile.gender,
+                    user_id,
+                ),
+            )
+
+        return self._call(write)
+
+    def revoke_device(self, user_id: str, device_id: str) -> Awaitable[bool]:
+        """Whether a live device of this user was revoked (another user's is never touched)."""
+
+        def write(cur: sqlite3.Cursor) -> bool:
+            cur.execute(
+                "UPDATE devices SET revoked_ts = ?"
+                " WHERE device_id = ? AND user_id = ? AND revoked_ts IS NULL",
+                (_now_ms(), device_id, user_id),
+            )
+            return cur.rowcount > 0
+
+        return self._call(write)
+
+    def touch_device(self, device_id: str) -> Awaitable[None]:
+        def write(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                "UPDATE devices SET last_seen_ts = ? WHERE device_id = ?", (_now_ms(), device_id)
+            )
+
+        return self._call(write)
+
+    # -- sign-in codes -----------------------------------------------------------------------
+
+    def issue_code(
+        self,
+        phone: str,
+        address: str,
+        code_hash: str,
+        now: int,
+        expires: int,
+        decide: Callable[[CodeWindow], Any],
+    ) -> Awaitable[Any]:
+        """Stores a new code for the phone (replacing an older one) unless ``decide``, given
+        the sends of the last hour, returns a refusal; returns what ``decide`` returned. The
+        check and the insert share one transaction, so concurrent requests can't both slip
+        under a limit."""
+
+        def write(cur: sqlite3.Cursor) -> Any:
+            since = now - 3_600_000
+            last = cur.execute(
+                "SELECT sent_ts FROM auth_codes WHERE phone = ?", (phone,)
+            ).fetchone()
+            by_phone = cur.execute(
+                "SELECT ts FROM auth_sends WHERE phone = ? AND ts > ? ORDER BY ts", (phone, since)
+            ).fetchall()
+            by_address = cur.execute(
+                "SELECT ts FROM auth_sends WHERE address = ? AND ts > ? ORDER BY ts",
+                (address, since),
+            ).fetchall()
+            window = CodeWindow(
+                last[0] if last else None, [r[0] for r in by_phone], [r[0] for r in by_address]
+            )
+            refusal = decide(window)
+            if refusal is not None:
+                return refusal
+            cur.execute("DELETE FROM auth_sends WHERE ts <= ?", (since,))  # nothing counts them
+            cur.execute("INSERT INTO auth_sends VALUES (?, ?, ?)", (phone, address, now))
+            cur.execute(
+                "INSERT OR REPLACE INTO auth_codes (phone, code_hash, sent_ts, expires_ts, tries)"
+                " VALUES (?, ?, ?, ?, 0)",
+                (phone, code_hash, now, expires),
+            )
+            return None
+
+        return self._call(write)
+
+    def forget_code(self, phone: str, code_hash: str) -> Awaitable[None]:
+        def write(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                "DELETE FROM auth_codes WHERE phone = ? AND code_hash = ?", (phone, code_hash)
+            )
+
+        return self._call(write)
+
+    def verify_code(
+        self,
+        phone: str,
+        judge: Callable[[StoredCode | None], str],
+        device_name: str | None,
+    ) -> Awaitable[tuple[str, StoredCode | None, NewDevice | None]]:
+        """``judge`` says ``ok``, ``wrong`` or why the code can't be used. ``ok`` consumes the
+        code and adds a device (and the user, for a new phone); ``wrong`` counts a try."""
+
+        def write(cur: sqlite3.Cursor) -> tuple[str, StoredCode | None, NewDevice | None]:
+            row = cur.execute(
+                "SELECT code_hash, sent_ts, expires_ts, tries FROM auth_codes WHERE phone = ?",
+                (phone,),
+            ).fetchone()
+            stored = StoredCode(*row) if row else None
+            verdict = judge(stored)
+            if verdict == "wrong":
+                cur.execute("UPDATE auth_codes SET tries = tries + 1 WHERE phone = ?", (phone,))
+                assert stored is not None
+                return verdict, replace(stored, tries=stored.tries + 1), None
+            if verdict != "ok":
+                return verdict, stored, None
+            cur.execute("DELETE FROM auth_codes WHERE phone = ?", (phone,))
+            return verdict, stored, insert_device(cur, phone, "", "", device_name, _now_ms())
+
+        return self._call(write)
