@@ -63,9 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("phone")
     login.add_argument("--device-name", help="a name for this device in the devices list")
     profile = sub.add_parser("profile", help="print your profile, or change it with --set")
-    profile.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=VALUE", dest="fields"
-    )
+    profile.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="fields")
     devices = sub.add_parser("devices", help="list your devices, or revoke one")
     devices_sub = devices.add_subparsers(dest="devices_command")
     revoke = devices_sub.add_parser("revoke", help="revoke a device; closes its connections")

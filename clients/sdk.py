@@ -432,9 +432,7 @@ async def _http(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-        session.request(
-            method, server.rstrip("/") + path, json=body, headers=headers
-        ) as resp,
+        session.request(method, server.rstrip("/") + path, json=body, headers=headers) as resp,
     ):
         data = await resp.json(content_type=None)
     if resp.status >= 400:
