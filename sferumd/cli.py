@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--phone", required=True, help="E.164, e.g. +79990001122")
     add.add_argument("--first-name", required=True)
     add.add_argument("--last-name", required=True)
+    journal = admin_sub.add_parser(
+        "add-journal", help="register a school journal; prints its id and shared secret"
+    )
+    journal.add_argument("--data-dir", required=True)
+    journal.add_argument("--name", required=True)
+    journal.add_argument("--webhook-url", help="where link and unlink webhooks are POSTed")
     return p
 
 
@@ -38,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.admin_command == "add-journal":
+        return _add_journal(args)
     return _add_user(args)
 
 
@@ -73,4 +81,26 @@ def _add_user(args: argparse.Namespace) -> int:
     out = asdict(new)
     out["created"] = out.pop("created_user")
     print(json.dumps(out))
+    return 0
+
+
+def _add_journal(args: argparse.Namespace) -> int:
+    from sferumd.store.sqlite import add_journal_sync, connect_sync
+
+    name = args.name.strip()
+    if not name or len(name) > 200:
+        print("sferumd: --name must be 1..200 characters", file=sys.stderr)
+        return 2
+    url = args.webhook_url
+    if url is not None and not re.match(r"^https?://[^\s]+$", url):
+        print("sferumd: --webhook-url must be an http:// or https:// URL", file=sys.stderr)
+        return 2
+    settings = config.load(None, data_dir=args.data_dir)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    conn = connect_sync(settings.db_path)
+    try:
+        journal = add_journal_sync(conn, name, url)
+    finally:
+        conn.close()
+    print(json.dumps({"journal_id": journal.journal_id, "secret": journal.secret}))
     return 0

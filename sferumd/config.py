@@ -1,7 +1,8 @@
 """Settings: defaults here, overridden by a TOML file (``--config``) and the command line.
 
 Every limit is a named setting. The TOML file has one table per dataclass below
-(``[server]``, ``[store]``, ``[websocket]``, ``[limits]``, ``[auth]``); an unknown key is an
+(``[server]``, ``[store]``, ``[websocket]``, ``[limits]``, ``[auth]``,
+``[journal]``); an unknown key is an
 error, so a typo never silently keeps a default.
 """
 
@@ -62,12 +63,26 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalSettings:
+    """School journals: request signing, link sessions, outgoing webhooks."""
+
+    clock_skew_s: float = 300.0  # how far a signed request's timestamp may be from ours
+    link_ttl_s: float = 3600.0  # lifetime of a link session URL
+    support_contact: str = "the school's administrator"  # named in role_conflict refusals
+    public_url: str = ""  # base of link URLs; empty: the address the journal called
+    webhook_timeout_s: float = 5.0
+    webhook_attempts: int = 3
+    webhook_backoff_s: float = 1.0  # doubled after each failed attempt
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     websocket: WebsocketSettings = field(default_factory=WebsocketSettings)
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
 
     @property
     def data_path(self) -> Path:
@@ -99,6 +114,9 @@ def load(path: Path | None = None, **server_overrides: Any) -> Settings:
         settings.auth.sms_http_url and settings.auth.sms_http_secret
     ):
         raise ValueError("auth.sms_gateway http needs auth.sms_http_url and auth.sms_http_secret")
+    j = settings.journal
+    if j.link_ttl_s <= 0 or j.clock_skew_s < 0 or j.webhook_attempts < 1:
+        raise ValueError("journal: link_ttl_s > 0, clock_skew_s >= 0, webhook_attempts >= 1")
     return settings
 
 

@@ -43,3 +43,20 @@ def device_token() -> str:
 def token_hash(token: str) -> str:
     # Tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely.
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def journal_id() -> str:
+    return "J" + _random(9)
+
+
+def journal_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def link_session_id() -> str:
+    return "L" + _random(9)
+
+
+def link_token() -> str:
+    # 256 random bits: unguessable; stored only as token_hash(token).
+    return secrets.token_urlsafe(32)

@@ -130,3 +130,44 @@ class RoomSummary:
     read_pos: int
     unread: int
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """A school journal registered with ``sferumd admin add-journal``."""
+
+    journal_id: str
+    name: str
+    secret: str  # shared HMAC-SHA256 key; kept as is because both sides must sign with it
+    webhook_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSession:
+    """A journal's one-time offer to link one of its accounts; role and school are the
+    journal's word, never a client's."""
+
+    session_id: str
+    journal_id: str
+    account_id: str
+    role: str  # teacher, student or parent
+    school_id: str
+    school_name: str | None
+    display_name: str | None
+    created_ts: int
+    expires_ts: int
+    used_ts: int | None = None
+    used_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A journal account bound to a profile."""
+
+    journal_id: str
+    account_id: str
+    user_id: str
+    role: str
+    school_id: str
+    school_name: str | None
+    linked_ts: int

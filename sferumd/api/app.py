@@ -17,6 +17,7 @@ from sferumd.hub import Hub
 from sferumd.metrics import Metrics
 from sferumd.services.auth import AuthService, load_secret
 from sferumd.services.ephemeral import Ephemeral
+from sferumd.services.linking import LinkingService
 from sferumd.services.rooms import RoomService
 from sferumd.services.sms import build_gateway
 from sferumd.store import SqliteStore
@@ -38,6 +39,7 @@ class Daemon:
     rooms: RoomService
     ephemeral: Ephemeral
     auth: AuthService
+    linking: LinkingService
     sessions: set[Session] = field(default_factory=set)
     ops: dict[str, Any] = field(default_factory=dict)  # websocket op table, see api.ws
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # requests and closes running
@@ -80,11 +82,12 @@ def build_daemon(settings: Settings) -> Daemon:
         settings.auth,
         load_secret(settings.secret_path),
     )
-    return Daemon(settings, store, hub, metrics, rooms, Ephemeral(store, hub, rooms), auth)
+    linking = LinkingService(store, settings.journal)
+    return Daemon(settings, store, hub, metrics, rooms, Ephemeral(store, hub, rooms), auth, linking)
 
 
 def create_app(settings: Settings) -> web.Application:
-    from sferumd.api import auth, ws
+    from sferumd.api import auth, journal, link, ws
 
     app = web.Application(client_max_size=settings.limits.max_frame_bytes)
     daemon = build_daemon(settings)
@@ -94,6 +97,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/ws", ws.handler)
     auth.routes(app)
+    journal.routes(app)
+    link.routes(app)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
@@ -125,6 +130,7 @@ async def _shutdown(app: web.Application) -> None:
 
 async def _cleanup(app: web.Application) -> None:
     await app[DAEMON].auth.gateway.close()
+    await app[DAEMON].linking.close(app[DAEMON].settings.server.shutdown_grace_s)
     await app[DAEMON].store.close()
     log.info("stopped")
 

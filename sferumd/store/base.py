@@ -16,6 +16,9 @@ from sferumd.model import (
     Device,
     DeviceInfo,
     Event,
+    Journal,
+    Link,
+    LinkSession,
     NewDevice,
     Profile,
     StoredCode,
@@ -79,3 +82,20 @@ class Store(Protocol):
         judge: Callable[[StoredCode | None], str],
         device_name: str | None,
     ) -> Awaitable[tuple[str, StoredCode | None, NewDevice | None]]: ...
+
+    # journals and links
+    async def get_journal(self, journal_id: str) -> Journal | None: ...
+    def add_link_session(self, session: LinkSession, token_hash: str) -> Awaitable[None]: ...
+    async def link_session(self, token_hash: str) -> LinkSession | None: ...
+    async def get_link(self, journal_id: str, account_id: str) -> Link | None: ...
+    async def user_links(self, user_id: str) -> list[tuple[Link, str]]: ...
+    def confirm_link(
+        self,
+        token_hash: str,
+        user_id: str,
+        now: int,
+        judge: Callable[[LinkSession | None, Link | None, list[Link]], str],
+    ) -> Awaitable[tuple[str, LinkSession | None, Link | None]]: ...
+    def unlink(
+        self, journal_id: str, account_id: str, user_id: str | None = None
+    ) -> Awaitable[Link | None]: ...

@@ -79,6 +79,43 @@ MIGRATIONS: list[str] = [
     CREATE INDEX auth_sends_phone ON auth_sends (phone, ts);
     CREATE INDEX auth_sends_address ON auth_sends (address, ts)
     """,
+    # 3: journals (server-to-server keys), link sessions and journal account links.
+    # journals.secret is a shared HMAC key that sferumd must sign webhooks with, so it is
+    # stored as is (a hash would not do); protecting the database file is the operator's job.
+    """
+    CREATE TABLE journals (
+        journal_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        webhook_url TEXT,
+        created_ts INTEGER NOT NULL
+    );
+    CREATE TABLE link_sessions (
+        session_id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        journal_id TEXT NOT NULL REFERENCES journals (journal_id),
+        account_id TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('teacher', 'student', 'parent')),
+        school_id TEXT NOT NULL,
+        school_name TEXT,
+        display_name TEXT,
+        created_ts INTEGER NOT NULL,
+        expires_ts INTEGER NOT NULL,
+        used_ts INTEGER,
+        used_by TEXT
+    );
+    CREATE TABLE links (
+        journal_id TEXT NOT NULL REFERENCES journals (journal_id),
+        account_id TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES users (user_id),
+        role TEXT NOT NULL CHECK (role IN ('teacher', 'student', 'parent')),
+        school_id TEXT NOT NULL,
+        school_name TEXT,
+        linked_ts INTEGER NOT NULL,
+        PRIMARY KEY (journal_id, account_id)
+    );
+    CREATE INDEX links_user ON links (user_id)
+    """,
 ]
 
 

@@ -31,6 +31,9 @@ from sferumd.model import (
     Device,
     DeviceInfo,
     Event,
+    Journal,
+    Link,
+    LinkSession,
     NewDevice,
     Profile,
     StoredCode,
@@ -118,6 +121,26 @@ def insert_device(
         (device_id, user_id, ids.token_hash(token), now, name),
     )
     return NewDevice(user_id, device_id, token, created)
+
+
+def add_journal_sync(conn: sqlite3.Connection, name: str, webhook_url: str | None) -> Journal:
+    """Registers a journal with a fresh id and shared secret (stored as is: it is an HMAC
+    key both sides sign with, not a password; the database file's mode is the operator's
+    concern)."""
+    journal = Journal(ids.journal_id(), name, ids.journal_secret(), webhook_url)
+    conn.execute(
+        "INSERT INTO journals (journal_id, name, secret, webhook_url, created_ts)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (journal.journal_id, name, journal.secret, webhook_url, _now_ms()),
+    )
+    return journal
+
+
+SESSION_COLUMNS = (
+    "session_id, journal_id, account_id, role, school_id, school_name, display_name,"
+    " created_ts, expires_ts, used_ts, used_by"
+)
+LINK_COLUMNS = "journal_id, account_id, user_id, role, school_id, school_name, linked_ts"
 
 
 @dataclass(slots=True)
@@ -589,5 +612,148 @@ class SqliteStore:
                 return verdict, stored, None
             cur.execute("DELETE FROM auth_codes WHERE phone = ?", (phone,))
             return verdict, stored, insert_device(cur, phone, "", "", device_name, _now_ms())
+
+        return self._call(write)
+
+    # -- journals and links ------------------------------------------------------------------
+
+    async def get_journal(self, journal_id: str) -> Journal | None:
+        rows = await self._fetchall(
+            "SELECT journal_id, name, secret, webhook_url FROM journals WHERE journal_id = ?",
+            (journal_id,),
+        )
+        return Journal(*rows[0]) if rows else None
+
+    def add_link_session(self, session: LinkSession, token_hash: str) -> Awaitable[None]:
+        def write(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                f"INSERT INTO link_sessions (token_hash, {SESSION_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token_hash,
+                    session.session_id,
+                    session.journal_id,
+                    session.account_id,
+                    session.role,
+                    session.school_id,
+                    session.school_name,
+                    session.display_name,
+                    session.created_ts,
+                    session.expires_ts,
+                    None,
+                    None,
+                ),
+            )
+
+        return self._call(write)
+
+    async def link_session(self, token_hash: str) -> LinkSession | None:
+        rows = await self._fetchall(
+            f"SELECT {SESSION_COLUMNS} FROM link_sessions WHERE token_hash = ?", (token_hash,)
+        )
+        return LinkSession(*rows[0]) if rows else None
+
+    async def get_link(self, journal_id: str, account_id: str) -> Link | None:
+        rows = await self._fetchall(
+            f"SELECT {LINK_COLUMNS} FROM links WHERE journal_id = ? AND account_id = ?",
+            (journal_id, account_id),
+        )
+        return Link(*rows[0]) if rows else None
+
+    async def user_links(self, user_id: str) -> list[tuple[Link, str]]:
+        """The user's links with each journal's name, oldest first."""
+        rows = await self._fetchall(
+            f"SELECT {', '.join('l.' + c.strip() for c in LINK_COLUMNS.split(','))}, j.name"
+            " FROM links l JOIN journals j ON j.journal_id = l.journal_id"
+            " WHERE l.user_id = ? ORDER BY l.linked_ts, l.journal_id, l.account_id",
+            (user_id,),
+        )
+        return [(Link(*r[:7]), r[7]) for r in rows]
+
+    def confirm_link(
+        self,
+        token_hash: str,
+        user_id: str,
+        now: int,
+        judge: Callable[[LinkSession | None, Link | None, list[Link]], str],
+    ) -> Awaitable[tuple[str, LinkSession | None, Link | None]]:
+        """``judge`` (given the session, the account's current link and the user's links)
+        says ``ok`` or why not; ``ok`` links the account with the session's role and school
+        and marks the session used. Check and write share one transaction, so two people
+        confirming the same URL at once can't both succeed."""
+
+        def write(cur: sqlite3.Cursor) -> tuple[str, LinkSession | None, Link | None]:
+            row = cur.execute(
+                f"SELECT {SESSION_COLUMNS} FROM link_sessions WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+            session = LinkSession(*row) if row else None
+            current: Link | None = None
+            if session is not None:
+                lrow = cur.execute(
+                    f"SELECT {LINK_COLUMNS} FROM links WHERE journal_id = ? AND account_id = ?",
+                    (session.journal_id, session.account_id),
+                ).fetchone()
+                current = Link(*lrow) if lrow else None
+            mine = [
+                Link(*r)
+                for r in cur.execute(
+                    f"SELECT {LINK_COLUMNS} FROM links WHERE user_id = ?", (user_id,)
+                ).fetchall()
+            ]
+            verdict = judge(session, current, mine)
+            if verdict != "ok":
+                return verdict, session, current
+            assert session is not None
+            link = current or Link(
+                session.journal_id,
+                session.account_id,
+                user_id,
+                session.role,
+                session.school_id,
+                session.school_name,
+                now,
+            )
+            if current is None:
+                cur.execute(
+                    f"INSERT INTO links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        link.journal_id,
+                        link.account_id,
+                        link.user_id,
+                        link.role,
+                        link.school_id,
+                        link.school_name,
+                        link.linked_ts,
+                    ),
+                )
+            cur.execute(
+                "UPDATE link_sessions SET used_ts = ?, used_by = ? WHERE session_id = ?",
+                (now, user_id, session.session_id),
+            )
+            return verdict, session, link
+
+        return self._call(write)
+
+    def unlink(
+        self, journal_id: str, account_id: str, user_id: str | None = None
+    ) -> Awaitable[Link | None]:
+        """Removes the account's link (only if it is ``user_id``'s, when given); returns the
+        removed link, or None if there was none."""
+
+        def write(cur: sqlite3.Cursor) -> Link | None:
+            row = cur.execute(
+                f"SELECT {LINK_COLUMNS} FROM links WHERE journal_id = ? AND account_id = ?",
+                (journal_id, account_id),
+            ).fetchone()
+            if row is None:
+                return None
+            link = Link(*row)
+            if user_id is not None and link.user_id != user_id:
+                return None
+            cur.execute(
+                "DELETE FROM links WHERE journal_id = ? AND account_id = ?",
+                (journal_id, account_id),
+            )
+            return link
 
         return self._call(write)

@@ -1,0 +1,168 @@
+"""The OpenAPI 3 description of the journal API (``GET /journal/v1/openapi.json``)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from sferumd import __version__
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+_REFUSALS = {
+    "400": _err("invalid_field or bad_json"),
+    "401": _err("unknown_journal, bad_signature or stale_request"),
+    "413": _err("too_large"),
+}
+
+_ACCOUNT = {
+    "name": "account_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 128},
+    "description": "the journal's own account id",
+}
+
+_STATUS = {
+    "type": "object",
+    "required": ["linked"],
+    "properties": {
+        "linked": {"type": "boolean"},
+        "user_id": {"type": "string"},
+        "linked_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+_DOC: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "sferumd journal API",
+        "version": __version__,
+        "description": (
+            "Server-to-server API for school journals. Every request carries X-Sferum-Journal"
+            " (the journal id from `sferumd admin add-journal`), X-Sferum-Timestamp (unix"
+            " seconds) and X-Sferum-Signature: hex HMAC-SHA256(secret, timestamp + '.' + body),"
+            " with an empty body for GET and DELETE. Webhooks sferumd sends to the journal are"
+            " signed the same way."
+        ),
+    },
+    "components": {
+        "securitySchemes": {
+            "journalSignature": {"type": "apiKey", "in": "header", "name": "X-Sferum-Signature"}
+        },
+        "schemas": {"Error": _ERROR, "LinkStatus": _STATUS},
+    },
+    "security": [{"journalSignature": []}],
+    "paths": {
+        "/journal/v1/link-sessions": {
+            "post": {
+                "operationId": "createLinkSession",
+                "summary": "A one-time URL that links one journal account to a profile",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["account_id", "role", "school_id"],
+                                "properties": {
+                                    "account_id": {"type": "string", "maxLength": 128},
+                                    "role": {
+                                        "type": "string",
+                                        "enum": ["teacher", "student", "parent"],
+                                    },
+                                    "school_id": {"type": "string", "maxLength": 128},
+                                    "school_name": {"type": "string", "maxLength": 200},
+                                    "display_name": {"type": "string", "maxLength": 200},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "the session",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["session_id", "url", "expires_at"],
+                                    "properties": {
+                                        "session_id": {"type": "string"},
+                                        "url": {"type": "string", "format": "uri"},
+                                        "expires_at": {"type": "string", "format": "date-time"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_REFUSALS,
+                },
+            }
+        },
+        "/journal/v1/accounts/{account_id}/link": {
+            "parameters": [_ACCOUNT],
+            "get": {
+                "operationId": "getLinkStatus",
+                "summary": "Whether this journal's account is linked to a profile",
+                "responses": {
+                    "200": {
+                        "description": "link status",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/LinkStatus"}
+                            }
+                        },
+                    },
+                    **_REFUSALS,
+                },
+            },
+            "delete": {
+                "operationId": "unlinkAccount",
+                "summary": "Unlink the account (idempotent: answers linked false)",
+                "responses": {
+                    "200": {
+                        "description": "unlinked",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/LinkStatus"}
+                            }
+                        },
+                    },
+                    **_REFUSALS,
+                },
+            },
+        },
+        "/journal/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document (no signature needed)",
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3 document"}},
+            }
+        },
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return copy.deepcopy(_DOC)

@@ -1,0 +1,346 @@
+"""Journal linking against a real daemon: signed journal requests, link sessions, confirming,
+R5, unlinking from both sides, webhooks (a fake journal on 127.0.0.1) and the OpenAPI
+document."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.test_auth import call
+
+
+def add_journal(daemon: Any, name: str = "Дневник", webhook: str | None = None) -> dict[str, str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "sferumd",
+        "admin",
+        "add-journal",
+        "--data-dir",
+        str(daemon.data_dir),
+        "--name",
+        name,
+    ]
+    if webhook:
+        cmd += ["--webhook-url", webhook]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    data: dict[str, str] = json.loads(out.stdout)
+    return data
+
+
+def signature(secret: str, ts: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+async def jcall(
+    daemon: Any,
+    journal: dict[str, str],
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    ts: int | None = None,
+    secret: str | None = None,
+    journal_id: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    raw = b"" if body is None else json.dumps(body).encode()
+    stamp = str(int(time.time()) if ts is None else ts)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Sferum-Journal": journal["journal_id"] if journal_id is None else journal_id,
+        "X-Sferum-Timestamp": stamp,
+        "X-Sferum-Signature": signature(secret or journal["secret"], stamp, raw),
+    }
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(method, daemon.url + path, data=raw, headers=headers) as r,
+    ):
+        return r.status, await r.json()
+
+
+async def new_session(
+    daemon: Any, journal: dict[str, str], account: str, role: str, school: str = "s1"
+) -> str:
+    status, out = await jcall(
+        daemon,
+        journal,
+        "POST",
+        "/journal/v1/link-sessions",
+        {"account_id": account, "role": role, "school_id": school, "school_name": "Школа 1"},
+    )
+    assert status == 200, out
+    assert out["url"].startswith(daemon.url + "/link/")
+    token: str = out["url"].rsplit("/", 1)[1]
+    return token
+
+
+def table(daemon: Any, name: str) -> list[Any]:
+    conn = sqlite3.connect(daemon.data_dir / "sferumd.sqlite")
+    try:
+        return conn.execute(f"SELECT * FROM {name}").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_forged_journal_requests_refused(daemon) -> None:  # type: ignore[no-untyped-def]
+    j = add_journal(daemon)
+    body = {"account_id": "a1", "role": "student", "school_id": "s1"}
+    path = "/journal/v1/link-sessions"
+    cases = [
+        ({"journal_id": "Jnope"}, "unknown_journal"),
+        ({"journal_id": ""}, "unknown_journal"),
+        ({"secret": "0" * 64}, "bad_signature"),
+        ({"ts": int(time.time()) - 301}, "stale_request"),
+        ({"ts": int(time.time()) + 400}, "stale_request"),
+    ]
+    for kw, code in cases:
+        status, out = await jcall(daemon, j, "POST", path, body, **kw)
+        assert (status, out["error"]["code"]) == (401, code), (kw, out)
+    # A body changed after signing.
+    stamp = str(int(time.time()))
+    headers = {
+        "X-Sferum-Journal": j["journal_id"],
+        "X-Sferum-Timestamp": stamp,
+        "X-Sferum-Signature": signature(j["secret"], stamp, json.dumps(body).encode()),
+    }
+    tampered = json.dumps(body | {"role": "teacher"}).encode()
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(daemon.url + path, data=tampered, headers=headers) as r,
+    ):
+        assert r.status == 401 and (await r.json())["error"]["code"] == "bad_signature"
+    status, out = await jcall(daemon, j, "GET", "/journal/v1/accounts/a1/link", secret="x")
+    assert (status, out["error"]["code"]) == (401, "bad_signature")
+    assert table(daemon, "link_sessions") == []
+    # Bad fields of a signed request.
+    for bad in (
+        {**body, "role": "admin"},
+        {**body, "account_id": ""},
+        {**body, "x": 1},
+        {"role": "student", "school_id": "s"},
+    ):
+        status, out = await jcall(daemon, j, "POST", path, bad)
+        assert (status, out["error"]["code"]) == (400, "invalid_field"), bad
+    assert table(daemon, "link_sessions") == []
+    # Session tokens are stored hashed.
+    token = await new_session(daemon, j, "a1", "student")
+    assert token not in json.dumps(table(daemon, "link_sessions"))
+
+
+async def test_link_flow_one_time_and_status(daemon) -> None:  # type: ignore[no-untyped-def]
+    j = add_journal(daemon, "Журнал")
+    other = add_journal(daemon, "Другой")
+    alice, bob = daemon.add_user("Алиса", "А"), daemon.add_user("Боб", "Б")
+    token = await new_session(daemon, j, "t-1", "teacher", "school-7")
+    status, out = await call(daemon.url, "GET", f"/v1/link/{token}")
+    assert status == 200 and out["role"] == "teacher" and out["school_id"] == "school-7"
+    assert out["journal"] == "Журнал" and "expires_at" in out
+    status, out = await call(daemon.url, "POST", f"/v1/link/{token}/confirm")
+    assert (status, out["error"]["code"]) == (401, "auth_failed")
+    # The role and school come from the session, whatever the request body says.
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            f"{daemon.url}/v1/link/{token}/confirm",
+            json={"role": "student", "school_id": "evil"},
+            headers={"Authorization": f"Bearer {alice.token}"},
+        ) as r,
+    ):
+        out = await r.json()
+        assert r.status == 200, out
+    assert out["role"] == "teacher" and out["school_id"] == "school-7"
+    assert out["account_id"] == "t-1"
+    # Second person opening the used URL: refused, nothing changes.
+    before = table(daemon, "links")
+    status, out = await call(daemon.url, "POST", f"/v1/link/{token}/confirm", token=bob.token)
+    assert (status, out["error"]["code"]) == (410, "link_used")
+    status, out = await call(daemon.url, "GET", f"/v1/link/{token}")
+    assert (status, out["error"]["code"]) == (410, "link_used")
+    assert table(daemon, "links") == before
+    status, out = await call(daemon.url, "GET", "/v1/link/nope")
+    assert (status, out["error"]["code"]) == (404, "link_not_found")
+    status, out = await call(daemon.url, "POST", "/v1/link/nope/confirm", token=bob.token)
+    assert (status, out["error"]["code"]) == (404, "link_not_found")
+    # Status for this journal only.
+    status, out = await jcall(daemon, j, "GET", "/journal/v1/accounts/t-1/link")
+    assert status == 200 and out["linked"] is True and out["user_id"] == alice.user_id
+    assert "linked_at" in out
+    status, out = await jcall(daemon, other, "GET", "/journal/v1/accounts/t-1/link")
+    assert (status, out) == (200, {"linked": False})
+    # A new session for the same account, confirmed by someone else: already linked.
+    token2 = await new_session(daemon, j, "t-1", "teacher")
+    status, out = await call(daemon.url, "POST", f"/v1/link/{token2}/confirm", token=bob.token)
+    assert (status, out["error"]["code"]) == (409, "already_linked")
+    status, out = await call(daemon.url, "GET", "/v1/links", token=alice.token)
+    assert status == 200 and len(out["links"]) == 1
+    link = out["links"][0]
+    assert link["journal"] == "Журнал" and link["role"] == "teacher"
+    assert link["account_id"] == "t-1" and link["school_id"] == "school-7"
+    status, out = await call(daemon.url, "GET", "/v1/links", token=bob.token)
+    assert out == {"links": []}
+
+
+async def test_expired_session(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory("[journal]\nlink_ttl_s = 0.3\n")
+    j = add_journal(d)
+    user = d.add_user()
+    token = await new_session(d, j, "s-1", "student")
+    deadline = time.monotonic() + 10
+    while True:
+        status, out = await call(d.url, "GET", f"/v1/link/{token}")
+        if status != 200 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert (status, out["error"]["code"]) == (410, "link_expired")
+    status, out = await call(d.url, "POST", f"/v1/link/{token}/confirm", token=user.token)
+    assert (status, out["error"]["code"]) == (410, "link_expired")
+    assert table(d, "links") == []
+
+
+async def test_role_conflict_both_ways(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory('[journal]\nsupport_contact = "help@school.example"\n')
+    j = add_journal(d)
+    parent, child = d.add_user("Мама", "И"), d.add_user("Сын", "И")
+    t = await new_session(d, j, "p-1", "parent")
+    assert (await call(d.url, "POST", f"/v1/link/{t}/confirm", token=parent.token))[0] == 200
+    t = await new_session(d, j, "s-1", "student")
+    status, out = await call(d.url, "POST", f"/v1/link/{t}/confirm", token=parent.token)
+    assert (status, out["error"]["code"]) == (409, "role_conflict")
+    assert "child's own phone number" in out["error"]["message"]
+    assert "help@school.example" in out["error"]["message"]
+    # Refused, not burnt: the child can still use it.
+    status, out = await call(d.url, "POST", f"/v1/link/{t}/confirm", token=child.token)
+    assert status == 200, out
+    for role in ("teacher", "parent"):
+        t = await new_session(d, j, f"{role}-2", role)
+        status, out = await call(d.url, "POST", f"/v1/link/{t}/confirm", token=child.token)
+        assert (status, out["error"]["code"]) == (409, "role_conflict"), role
+        assert "help@school.example" in out["error"]["message"]
+    assert sorted(r[1] for r in table(d, "links")) == ["p-1", "s-1"]
+
+
+async def test_unlink_both_sides_and_webhooks(daemon) -> None:  # type: ignore[no-untyped-def]
+    got: list[tuple[dict[str, str], bytes]] = []
+    arrived = asyncio.Event()
+    fail_first = [True]
+
+    async def hook(request: web.Request) -> web.Response:
+        if fail_first[0]:  # the daemon retries
+            fail_first[0] = False
+            return web.Response(status=503)
+        got.append((dict(request.headers), await request.read()))
+        arrived.set()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        j = add_journal(daemon, webhook=f"http://127.0.0.1:{port}/hook")
+        user = daemon.add_user()
+
+        async def next_hook() -> dict[str, Any]:
+            await asyncio.wait_for(arrived.wait(), 15)
+            arrived.clear()
+            headers, body = got[-1]
+            ts = headers["X-Sferum-Timestamp"]
+            assert hmac.compare_digest(
+                headers["X-Sferum-Signature"], signature(j["secret"], ts, body)
+            )
+            assert abs(int(ts) - time.time()) < 60
+            data: dict[str, Any] = json.loads(body)
+            return data
+
+        t = await new_session(daemon, j, "acc", "parent")
+        assert (await call(daemon.url, "POST", f"/v1/link/{t}/confirm", token=user.token))[0] == 200
+        hook1 = await next_hook()
+        assert hook1["type"] == "linked" and hook1["account_id"] == "acc"
+        assert hook1["user_id"] == user.user_id and isinstance(hook1["ts"], int)
+        # Unlink from the journal; idempotent.
+        for _ in range(2):
+            status, out = await jcall(daemon, j, "DELETE", "/journal/v1/accounts/acc/link")
+            assert (status, out) == (200, {"linked": False})
+        assert (await next_hook())["type"] == "unlinked"
+        status, out = await jcall(daemon, j, "GET", "/journal/v1/accounts/acc/link")
+        assert out == {"linked": False}
+        # Link again, unlink from the profile.
+        t = await new_session(daemon, j, "acc", "parent")
+        assert (await call(daemon.url, "POST", f"/v1/link/{t}/confirm", token=user.token))[0] == 200
+        assert (await next_hook())["type"] == "linked"
+        other = daemon.add_user()
+        path = f"/v1/links/{j['journal_id']}/acc"
+        status, out = await call(daemon.url, "DELETE", path, token=other.token)
+        assert (status, out["error"]["code"]) == (404, "not_found")
+        status, out = await call(daemon.url, "DELETE", path, token=user.token)
+        assert (status, out) == (200, {"linked": False})
+        assert (await next_hook())["type"] == "unlinked"
+        status, out = await jcall(daemon, j, "GET", "/journal/v1/accounts/acc/link")
+        assert out == {"linked": False}
+        assert (await call(daemon.url, "GET", "/v1/links", token=user.token))[1] == {"links": []}
+        assert len(got) == 4
+    finally:
+        await runner.cleanup()
+
+
+async def test_webhook_failure_does_not_block(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory("[journal]\nwebhook_attempts = 2\nwebhook_backoff_s = 0.05\n")
+    j = add_journal(d, webhook="http://127.0.0.1:9/nowhere")
+    user = d.add_user()
+    t = await new_session(d, j, "acc", "teacher")
+    status, _ = await call(d.url, "POST", f"/v1/link/{t}/confirm", token=user.token)
+    assert status == 200
+    deadline = time.monotonic() + 15
+    while "webhook failed" not in d.log() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert "webhook failed" in d.log()
+
+
+async def test_openapi_lists_every_route(daemon) -> None:  # type: ignore[no-untyped-def]
+    async with aiohttp.ClientSession() as s, s.get(daemon.url + "/journal/v1/openapi.json") as r:
+        assert r.status == 200
+        doc = json.loads(await r.text())
+    assert doc["openapi"].startswith("3.")
+    ops = {(path, m) for path, item in doc["paths"].items() for m in item if m != "parameters"}
+    assert ops == {
+        ("/journal/v1/link-sessions", "post"),
+        ("/journal/v1/accounts/{account_id}/link", "get"),
+        ("/journal/v1/accounts/{account_id}/link", "delete"),
+        ("/journal/v1/openapi.json", "get"),
+    }
+    for path, method in ops:
+        assert doc["paths"][path][method]["responses"]
+    # ... and exactly the routes the daemon serves under /journal/v1/.
+    from sferumd import config
+    from sferumd.api.app import create_app
+
+    app = create_app(config.load(None, data_dir=str(daemon.data_dir / "app")))
+    served = {
+        (r.resource.canonical, r.method.lower())
+        for r in app.router.routes()
+        if r.resource is not None
+        and r.resource.canonical.startswith("/journal/v1/")
+        and r.method != "HEAD"
+    }
+    assert served == ops
+
+
+def test_add_journal_cli_refuses_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    base = [sys.executable, "-m", "sferumd", "admin", "add-journal", "--data-dir", str(tmp_path)]
+    for extra in (["--name", " "], ["--name", "x", "--webhook-url", "ftp://x"]):
+        r = subprocess.run(base + extra, capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
