@@ -34,8 +34,8 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stopped.set)
-    for sock in site._server.sockets if site._server else ():  # type: ignore[union-attr]
-        host, port = sock.getsockname()[:2]
+    for bound in runner.addresses:  # the real port when --port 0 asked for any
+        host, port = bound[:2]
         address = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         log.info("listening", extra={"address": address})
         print(f"sferumd listening on {address}", flush=True)

@@ -80,7 +80,7 @@ class Ephemeral:
         me = device.user_id
         markers = await self.store.receipts(me)
         out = []
-        for room in self.rooms.rooms_of(me):
+        for room in sorted(self.rooms.rooms_of(me), key=lambda r: r.room_id):
             membership = room.membership(me)
             if membership not in ("join", "invite"):
                 continue
@@ -103,7 +103,6 @@ class Ephemeral:
                     "unread": unread,
                 }
             )
-        out.sort(key=lambda r: r["room_id"])
         return out
 
     # -- presence --------------------------------------------------------------------------

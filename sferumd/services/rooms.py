@@ -78,8 +78,9 @@ class RoomService:
         """Route, apply to memory, and hand to the store. Synchronous up to the returned await."""
         joined = self.rooms[event.room_id].joined
         recipients = frozenset(joined)
-        if event.type == model.MEMBER and event.state_key not in joined:
-            recipients |= {event.state_key}  # the target sees its own change
+        target = event.state_key if event.type == model.MEMBER else None
+        if target is not None and target not in joined:
+            recipients |= {target}  # the target sees its own change
         committed = self.store.append(event, txn)  # raises if the store is closing
         self._routes[event.event_id] = recipients
         self._apply(event)
