@@ -19,13 +19,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def routes(app: web.Application) -> None:
-    app.router.add_post("/v1/auth/code", _errors(request_code))
-    app.router.add_post("/v1/auth/verify", _errors(verify))
-    app.router.add_post("/v1/auth/logout", _errors(logout))
-    app.router.add_get("/v1/profile", _errors(get_profile))
-    app.router.add_put("/v1/profile", _errors(put_profile))
-    app.router.add_get("/v1/devices", _errors(list_devices))
-    app.router.add_delete("/v1/devices/{device_id}", _errors(revoke_device))
+    app.router.add_post("/v1/auth/code", errors(request_code))
+    app.router.add_post("/v1/auth/verify", errors(verify))
+    app.router.add_post("/v1/auth/logout", errors(logout))
+    app.router.add_get("/v1/profile", errors(get_profile))
+    app.router.add_put("/v1/profile", errors(put_profile))
+    app.router.add_get("/v1/devices", errors(list_devices))
+    app.router.add_delete("/v1/devices/{device_id}", errors(revoke_device))
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -38,7 +38,7 @@ def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     return web.json_response(body, status=status, headers=headers)
 
 
-def _errors(handler: Handler) -> Handler:
+def errors(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
@@ -48,12 +48,17 @@ def _errors(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, refused unread past MAX_BODY."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise AuthError(413, "too_large", f"body over {MAX_BODY} bytes")
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise AuthError(413, "too_large", f"body over {MAX_BODY} bytes")
+    return raw
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -63,7 +68,11 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def _caller(request: web.Request) -> Device:
+async def _body(request: web.Request) -> dict[str, Any]:
+    return json_object(await read_body(request))
+
+
+async def caller(request: web.Request) -> Device:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 256:
@@ -100,7 +109,7 @@ async def verify(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    device = await _caller(request)
+    device = await caller(request)
     await request.app[DAEMON].auth.revoke(device.user_id, device.device_id)
     return web.json_response({"revoked": device.device_id})
 
@@ -120,19 +129,19 @@ def _profile_json(user: User) -> dict[str, Any]:
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    device = await _caller(request)
+    device = await caller(request)
     return web.json_response(_profile_json(await request.app[DAEMON].auth.profile(device.user_id)))
 
 
 async def put_profile(request: web.Request) -> web.Response:
-    device = await _caller(request)
+    device = await caller(request)
     body = await _body(request)
     user = await request.app[DAEMON].auth.update_profile(device.user_id, body)
     return web.json_response(_profile_json(user))
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    device = await _caller(request)
+    device = await caller(request)
     devices = await request.app[DAEMON].store.list_devices(device.user_id)
     return web.json_response(
         {
@@ -151,7 +160,7 @@ async def list_devices(request: web.Request) -> web.Response:
 
 
 async def revoke_device(request: web.Request) -> web.Response:
-    device = await _caller(request)
+    device = await caller(request)
     target = request.match_info["device_id"]
     await request.app[DAEMON].auth.revoke(device.user_id, target)
     return web.json_response({"revoked": target})

@@ -4,54 +4,31 @@ services.linking."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from sferumd.api.app import DAEMON
-from sferumd.api.auth import MAX_BODY, _errors
+from sferumd.api.auth import errors, json_object, read_body
 from sferumd.api.openapi import document
 from sferumd.model import Journal
-from sferumd.services.auth import AuthError
 from sferumd.services.linking import JOURNAL_HEADER, iso
 from sferumd.services.sms import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
 def routes(app: web.Application) -> None:
     app.router.add_get("/journal/v1/openapi.json", openapi)
-    app.router.add_post("/journal/v1/link-sessions", _errors(create_session))
-    app.router.add_get("/journal/v1/accounts/{account_id}/link", _errors(link_status))
-    app.router.add_delete("/journal/v1/accounts/{account_id}/link", _errors(unlink))
-
-
-async def _raw_body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise AuthError(413, "too_large", f"body over {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise AuthError(413, "too_large", f"body over {MAX_BODY} bytes")
-    return raw
+    app.router.add_post("/journal/v1/link-sessions", errors(create_session))
+    app.router.add_get("/journal/v1/accounts/{account_id}/link", errors(link_status))
+    app.router.add_delete("/journal/v1/accounts/{account_id}/link", errors(unlink))
 
 
 async def _journal(request: web.Request) -> tuple[Journal, bytes]:
     """The signed caller and the body its signature covers (read before anything else)."""
-    raw = await _raw_body(request)
+    raw = await read_body(request)
     h = request.headers
     journal = await request.app[DAEMON].linking.authenticate(
         h.get(JOURNAL_HEADER, ""), h.get(TIMESTAMP_HEADER, ""), h.get(SIGNATURE_HEADER, ""), raw
     )
     return journal, raw
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise AuthError(400, "bad_json", "body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise AuthError(400, "bad_json", "body must be a JSON object")
-    return body
 
 
 def _base_url(request: web.Request) -> str:
@@ -61,7 +38,7 @@ def _base_url(request: web.Request) -> str:
 
 async def create_session(request: web.Request) -> web.Response:
     journal, raw = await _journal(request)
-    new = await request.app[DAEMON].linking.create_session(journal, _json_object(raw))
+    new = await request.app[DAEMON].linking.create_session(journal, json_object(raw))
     return web.json_response(
         {
             "session_id": new.session.session_id,

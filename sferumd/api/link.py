@@ -6,15 +6,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from sferumd.api.app import DAEMON
-from sferumd.api.auth import _caller, _errors
+from sferumd.api.auth import caller, errors
 from sferumd.services.linking import iso
 
 
 def routes(app: web.Application) -> None:
-    app.router.add_get("/v1/link/{token}", _errors(show))
-    app.router.add_post("/v1/link/{token}/confirm", _errors(confirm))
-    app.router.add_get("/v1/links", _errors(list_links))
-    app.router.add_delete("/v1/links/{journal_id}/{account_id}", _errors(unlink))
+    app.router.add_get("/v1/link/{token}", errors(show))
+    app.router.add_post("/v1/link/{token}/confirm", errors(confirm))
+    app.router.add_get("/v1/links", errors(list_links))
+    app.router.add_delete("/v1/links/{journal_id}/{account_id}", errors(unlink))
 
 
 async def show(request: web.Request) -> web.Response:
@@ -34,7 +34,7 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def confirm(request: web.Request) -> web.Response:
-    device = await _caller(request)
+    device = await caller(request)
     link, journal_name = await request.app[DAEMON].linking.confirm(
         request.match_info["token"], device.user_id
     )
@@ -53,7 +53,7 @@ async def confirm(request: web.Request) -> web.Response:
 
 
 async def list_links(request: web.Request) -> web.Response:
-    device = await _caller(request)
+    device = await caller(request)
     links = await request.app[DAEMON].linking.links(device.user_id)
     return web.json_response(
         {
@@ -74,7 +74,7 @@ async def list_links(request: web.Request) -> web.Response:
 
 
 async def unlink(request: web.Request) -> web.Response:
-    device = await _caller(request)
+    device = await caller(request)
     await request.app[DAEMON].linking.unlink_by_user(
         device.user_id, request.match_info["journal_id"], request.match_info["account_id"]
     )
