@@ -39,8 +39,10 @@ def add_journal(daemon: Any, name: str = "Дневник", webhook: str | None =
     return data
 
 
-def signature(secret: str, ts: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+def signature(secret: str, ts: str, body: bytes, method: str = "", path: str = "") -> str:
+    """Journal requests sign METHOD and path too; webhooks (no method/path) sign the body."""
+    signed = f"{method} {path}".encode() + b"." + body if method else body
+    return hmac.new(secret.encode(), ts.encode() + b"." + signed, hashlib.sha256).hexdigest()
 
 
 async def jcall(
@@ -60,7 +62,7 @@ async def jcall(
         "Content-Type": "application/json",
         "X-Sferum-Journal": journal["journal_id"] if journal_id is None else journal_id,
         "X-Sferum-Timestamp": stamp,
-        "X-Sferum-Signature": signature(secret or journal["secret"], stamp, raw),
+        "X-Sferum-Signature": signature(secret or journal["secret"], stamp, raw, method, path),
     }
     async with (
         aiohttp.ClientSession() as s,
@@ -112,7 +114,9 @@ async def test_forged_journal_requests_refused(daemon) -> None:  # type: ignore[
     headers = {
         "X-Sferum-Journal": j["journal_id"],
         "X-Sferum-Timestamp": stamp,
-        "X-Sferum-Signature": signature(j["secret"], stamp, json.dumps(body).encode()),
+        "X-Sferum-Signature": signature(
+            j["secret"], stamp, json.dumps(body).encode(), "POST", path
+        ),
     }
     tampered = json.dumps(body | {"role": "teacher"}).encode()
     async with (
@@ -122,6 +126,19 @@ async def test_forged_journal_requests_refused(daemon) -> None:  # type: ignore[
         assert r.status == 401 and (await r.json())["error"]["code"] == "bad_signature"
     status, out = await jcall(daemon, j, "GET", "/journal/v1/accounts/a1/link", secret="x")
     assert (status, out["error"]["code"]) == (401, "bad_signature")
+    # A signature made for reading a link status is no good for deleting that link.
+    stamp = str(int(time.time()))
+    link_path = "/journal/v1/accounts/a1/link"
+    replayed = {
+        "X-Sferum-Journal": j["journal_id"],
+        "X-Sferum-Timestamp": stamp,
+        "X-Sferum-Signature": signature(j["secret"], stamp, b"", "GET", link_path),
+    }
+    async with (
+        aiohttp.ClientSession() as s,
+        s.delete(daemon.url + link_path, headers=replayed) as r,
+    ):
+        assert r.status == 401 and (await r.json())["error"]["code"] == "bad_signature"
     assert table(daemon, "link_sessions") == []
     # Bad fields of a signed request.
     for bad in (

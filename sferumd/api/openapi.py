@@ -59,9 +59,10 @@ _DOC: dict[str, Any] = {
         "description": (
             "Server-to-server API for school journals. Every request carries X-Sferum-Journal"
             " (the journal id from `sferumd admin add-journal`), X-Sferum-Timestamp (unix"
-            " seconds) and X-Sferum-Signature: hex HMAC-SHA256(secret, timestamp + '.' + body),"
-            " with an empty body for GET and DELETE. Webhooks sferumd sends to the journal are"
-            " signed the same way."
+            " seconds) and X-Sferum-Signature: hex HMAC-SHA256(secret, timestamp + '.' +"
+            " METHOD + ' ' + path_and_query + '.' + body), with an empty body for GET and"
+            " DELETE. Webhooks sferumd sends to the journal are signed over"
+            " timestamp + '.' + body."
         ),
     },
     "components": {

@@ -94,23 +94,30 @@ def check_session_request(body: dict[str, Any]) -> SessionRequest:
     )
 
 
+def request_message(method: str, target: str, body: bytes) -> bytes:
+    """What a journal request's signature covers besides the timestamp: the method and the
+    target (path and query, as sent) too, so a signed GET can't be replayed as a DELETE."""
+    return f"{method.upper()} {target}".encode() + b"." + body
+
+
 def verify_request(
     journal: Journal | None,
     timestamp: str,
     signature: str,
-    body: bytes,
+    message: bytes,
     now_s: float,
     skew_s: float,
 ) -> None:
     """Raises 401 ``unknown_journal``, ``bad_signature`` or ``stale_request``."""
     if journal is None:
         raise AuthError(401, "unknown_journal", f"send {JOURNAL_HEADER} with a registered id")
-    expected = sign(journal.secret, timestamp, body)
+    expected = sign(journal.secret, timestamp, message)
     if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
         raise AuthError(
             401,
             "bad_signature",
-            f"{SIGNATURE_HEADER} must be hex HMAC-SHA256(secret, timestamp + '.' + body)",
+            f"{SIGNATURE_HEADER} must be hex HMAC-SHA256(secret,"
+            " timestamp + '.' + METHOD + ' ' + path + '.' + body)",
         )
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise AuthError(401, "stale_request", f"{TIMESTAMP_HEADER} must be unix seconds")
@@ -189,12 +196,14 @@ class LinkingService:
     # -- the journal's side ---------------------------------------------------------------
 
     async def authenticate(
-        self, journal_id: str, timestamp: str, signature: str, body: bytes
+        self, journal_id: str, timestamp: str, signature: str, message: bytes
     ) -> Journal:
+        """``message`` is ``request_message(method, target, body)``."""
         journal = None
         if journal_id and len(journal_id) <= MAX_ID:
             journal = await self.store.get_journal(journal_id)
-        verify_request(journal, timestamp, signature, body, time.time(), self.settings.clock_skew_s)
+        skew = self.settings.clock_skew_s
+        verify_request(journal, timestamp, signature, message, time.time(), skew)
         assert journal is not None
         return journal
 
