@@ -129,6 +129,11 @@ class Presence:
     user_ids: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Profiles:
+    user_ids: list[str]
+
+
 Request = (
     Auth
     | Ping
@@ -148,6 +153,7 @@ Request = (
     | Typing
     | Read
     | Presence
+    | Profiles
 )
 
 OPS: dict[str, type[Request]] = {
@@ -169,6 +175,7 @@ OPS: dict[str, type[Request]] = {
     "typing": Typing,
     "read": Read,
     "presence": Presence,
+    "profiles": Profiles,
 }
 
 # Ops a connection may send before it has authenticated.

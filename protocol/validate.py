@@ -206,6 +206,7 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
     ),
     "read": (Field("room_id", _room_id), Field("pos", _pos)),
     "presence": (Field("user_ids", _user_list),),
+    "profiles": (Field("user_ids", _user_list),),
 }
 assert SCHEMAS.keys() == f.OPS.keys()
 

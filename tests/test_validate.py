@@ -51,6 +51,7 @@ FULL: dict[str, tuple[dict[str, Any], f.Request]] = {
     "typing": ({"room_id": R, "typing": True, "timeout_ms": 5000}, f.Typing(R, True, 5000)),
     "read": ({"room_id": R, "pos": 7}, f.Read(R, 7)),
     "presence": ({"user_ids": [U, "@b"]}, f.Presence([U, "@b"])),
+    "profiles": ({"user_ids": [U]}, f.Profiles([U])),
 }
 
 # The fields each op cannot do without, and what a request with only those becomes.
@@ -76,6 +77,7 @@ REQUIRED: dict[str, tuple[dict[str, Any], f.Request]] = {
     "typing": ({"room_id": R, "typing": False}, f.Typing(R, False, 10_000)),
     "read": ({"room_id": R, "pos": 0}, f.Read(R, 0)),
     "presence": ({"user_ids": []}, f.Presence([])),
+    "profiles": ({"user_ids": []}, f.Profiles([])),
 }
 
 # What kind of value each field name takes, whichever op it appears in.

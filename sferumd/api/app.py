@@ -18,6 +18,7 @@ from sferumd.metrics import Metrics
 from sferumd.services.auth import AuthService, load_secret
 from sferumd.services.ephemeral import Ephemeral
 from sferumd.services.linking import LinkingService
+from sferumd.services.profiles import ProfileDirectory
 from sferumd.services.rooms import RoomService
 from sferumd.services.sms import build_gateway
 from sferumd.store import SqliteStore
@@ -40,6 +41,7 @@ class Daemon:
     ephemeral: Ephemeral
     auth: AuthService
     linking: LinkingService
+    profiles: ProfileDirectory
     sessions: set[Session] = field(default_factory=set)
     ops: dict[str, Any] = field(default_factory=dict)  # websocket op table, see api.ws
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # requests and closes running
@@ -83,7 +85,17 @@ def build_daemon(settings: Settings) -> Daemon:
         load_secret(settings.secret_path),
     )
     linking = LinkingService(store, settings.journal)
-    return Daemon(settings, store, hub, metrics, rooms, Ephemeral(store, hub, rooms), auth, linking)
+    return Daemon(
+        settings,
+        store,
+        hub,
+        metrics,
+        rooms,
+        Ephemeral(store, hub, rooms),
+        auth,
+        linking,
+        ProfileDirectory(store, rooms),
+    )
 
 
 def create_app(settings: Settings) -> web.Application:

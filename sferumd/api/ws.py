@@ -100,6 +100,9 @@ def build_ops(daemon: Daemon) -> dict[str, Handler]:
     async def presence(d: Device, r: f.Presence) -> dict[str, Any]:
         return {"presence": eph.presence(d, r)}
 
+    async def profiles(d: Device, r: f.Profiles) -> dict[str, Any]:
+        return await daemon.profiles.visible(d.user_id, r.user_ids)
+
     def ev(method: Callable[[Device, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         return lambda d, r: event(method(d, r))
 
@@ -120,6 +123,7 @@ def build_ops(daemon: Daemon) -> dict[str, Handler]:
         "typing": typing,
         "read": read,
         "presence": presence,
+        "profiles": profiles,
     }
 
 
