@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,17 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         help="do not pin the server to one CPU and the load generator to the others",
     )
     return p
+
+
+def run_bench(
+    main_async: Callable[[Any], Coroutine[Any, Any, dict[str, Any]]], args: Any
+) -> dict[str, Any]:
+    """Every script's ending: enough descriptors, uvloop, the run, its one result line."""
+    raise_nofile()
+    install_uvloop()
+    result = asyncio.run(main_async(args))
+    emit(result, args.json)
+    return result
 
 
 def emit(result: dict[str, Any], as_json: bool) -> None:

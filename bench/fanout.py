@@ -66,14 +66,12 @@ from bench.common import (
     base_parser,
     body_with_marker,
     connect_many,
-    emit,
-    install_uvloop,
     latency_summary,
     log,
     make_room,
     make_users,
     pin_load_generator,
-    raise_nofile,
+    run_bench,
     start_baseline,
     start_daemon,
 )
@@ -412,10 +410,7 @@ def main() -> int:
     args = p.parse_args()
     if not 1 <= args.senders <= args.members:
         p.error("--senders must be between 1 and --members")
-    raise_nofile()
-    install_uvloop()
-    result = asyncio.run(main_async(args))
-    emit(result, args.json)
+    result = run_bench(main_async, args)
     ok = result["complete"] and result["delivered"] == result["expected"]
     if "baseline_complete" in result:
         ok = ok and result["baseline_complete"]

@@ -36,12 +36,11 @@ from bench.common import (
     WsConn,
     base_parser,
     connect_many,
-    emit,
-    install_uvloop,
     log,
     make_users,
     pin_load_generator,
     raise_nofile,
+    run_bench,
     start_baseline,
     start_daemon,
 )
@@ -156,9 +155,7 @@ def main() -> int:
     soft, _ = raise_nofile()
     if soft < args.connections + 200:
         p.error(f"RLIMIT_NOFILE {soft} is too low for {args.connections} connections")
-    install_uvloop()
-    result = asyncio.run(main_async(args))
-    emit(result, args.json)
+    result = run_bench(main_async, args)
     ok = result["still_open"] == result["connections"]
     ok = ok and result["server_authenticated_connections"] == result["connections"]
     return 0 if ok else 1

@@ -36,13 +36,11 @@ from bench.common import (
     authed,
     base_parser,
     body_with_marker,
-    emit,
-    install_uvloop,
     log,
     make_room,
     make_users,
     pin_load_generator,
-    raise_nofile,
+    run_bench,
     start_daemon,
     ws_connect,
 )
@@ -218,10 +216,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="reconnects measured per client")
     p.add_argument("--size", type=int, default=100, help="characters of message body")
     args = p.parse_args()
-    raise_nofile()
-    install_uvloop()
-    result = asyncio.run(main_async(args))
-    emit(result, args.json)
+    result = run_bench(main_async, args)
     ok = result["events"] == result["expected"] and result["raw_events"] == result["expected"]
     return 0 if ok and result["in_order_no_gap"] else 1
 

@@ -34,15 +34,13 @@ from bench.common import (
     WsConn,
     base_parser,
     body_with_marker,
-    emit,
-    install_uvloop,
     latency_summary,
     log,
     make_room,
     make_users,
     marker_seq,
     pin_load_generator,
-    raise_nofile,
+    run_bench,
     start_daemon,
 )
 
@@ -180,10 +178,7 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     p.add_argument("--size", type=int, default=100, help="characters of message body")
     args = p.parse_args()
-    raise_nofile()
-    install_uvloop()
-    result = asyncio.run(main_async(args))
-    emit(result, args.json)
+    result = run_bench(main_async, args)
     return 0 if result["complete"] and not result["errors"] else 1
 
 

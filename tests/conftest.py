@@ -86,31 +86,39 @@ class Daemon:
         if phone is None:
             self._phones += 1
             phone = f"+7999{os.getpid() % 1000:03d}{self._phones:04d}"
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sferumd",
-                "admin",
-                "add-user",
-                "--data-dir",
-                str(self.data_dir),
-                "--phone",
-                phone,
-                "--first-name",
-                first,
-                "--last-name",
-                last,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        out = run_add_user(self.data_dir, phone, first, last)
+        out.check_returncode()
         data = json.loads(out.stdout)
         return User(data["user_id"], data["device_id"], data["token"], phone)
 
     def log(self) -> str:
         return (self.data_dir / "daemon.log").read_text()
+
+
+def run_add_user(
+    data_dir: Path, phone: str, first: str, last: str
+) -> subprocess.CompletedProcess[str]:
+    """``sferumd admin add-user`` as an operator runs it; the caller judges the outcome."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sferumd",
+            "admin",
+            "add-user",
+            "--data-dir",
+            str(data_dir),
+            "--phone",
+            phone,
+            "--first-name",
+            first,
+            "--last-name",
+            last,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def write_config(path: Path, text: str) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from protocol.errors import CloseCode
+from tests.conftest import run_add_user
 from tests.e2e_peer import Peer, http_get, metric, wait_metric
 
 SFERUMD = [sys.executable, "-m", "sferumd"]
@@ -20,24 +21,7 @@ SFERUMD = [sys.executable, "-m", "sferumd"]
 def add_user(
     data_dir: Path, phone: str, first: str = "Мария", last: str = "Иванова"
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            *SFERUMD,
-            "admin",
-            "add-user",
-            "--data-dir",
-            str(data_dir),
-            "--phone",
-            phone,
-            "--first-name",
-            first,
-            "--last-name",
-            last,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_add_user(data_dir, phone, first, last)
 
 
 async def test_health_is_json_ok(daemon) -> None:  # type: ignore[no-untyped-def]

@@ -3,10 +3,13 @@ signed-in device, and the profile's own links. Decisions live in services.linkin
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from sferumd.api.app import DAEMON
 from sferumd.api.auth import caller, errors
+from sferumd.model import Link
 from sferumd.services.linking import iso
 
 
@@ -33,44 +36,30 @@ async def show(request: web.Request) -> web.Response:
     )
 
 
+def _link_json(link: Link, journal_name: str) -> dict[str, Any]:
+    return {
+        "journal_id": link.journal_id,
+        "journal": journal_name,
+        "account_id": link.account_id,
+        "role": link.role,
+        "school_id": link.school_id,
+        "school_name": link.school_name,
+        "linked_at": iso(link.linked_ts),
+    }
+
+
 async def confirm(request: web.Request) -> web.Response:
     device = await caller(request)
     link, journal_name = await request.app[DAEMON].linking.confirm(
         request.match_info["token"], device.user_id
     )
-    return web.json_response(
-        {
-            "linked": True,
-            "journal_id": link.journal_id,
-            "journal": journal_name,
-            "account_id": link.account_id,
-            "role": link.role,
-            "school_id": link.school_id,
-            "school_name": link.school_name,
-            "linked_at": iso(link.linked_ts),
-        }
-    )
+    return web.json_response({"linked": True, **_link_json(link, journal_name)})
 
 
 async def list_links(request: web.Request) -> web.Response:
     device = await caller(request)
     links = await request.app[DAEMON].linking.links(device.user_id)
-    return web.json_response(
-        {
-            "links": [
-                {
-                    "journal_id": link.journal_id,
-                    "journal": name,
-                    "account_id": link.account_id,
-                    "role": link.role,
-                    "school_id": link.school_id,
-                    "school_name": link.school_name,
-                    "linked_at": iso(link.linked_ts),
-                }
-                for link, name in links
-            ]
-        }
-    )
+    return web.json_response({"links": [_link_json(link, name) for link, name in links]})
 
 
 async def unlink(request: web.Request) -> web.Response:
