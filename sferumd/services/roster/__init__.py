@@ -1,0 +1,1 @@
+"""The journal's roster: typed entities, versioned state, OneRoster import, reconciliation."""
