@@ -5,6 +5,7 @@ BIN     = $(VENV)/bin
 DATA   ?= ./data
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test install install-test lint bench clean
 
@@ -16,9 +17,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python $(CHROMIUM)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
+
+# The browser tests drive Debian's Chromium (Playwright never downloads one).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends chromium \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; \
+	else \
+		echo "the tests need Debian's chromium: sudo apt-get install chromium"; exit 1; \
+	fi
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -29,7 +40,7 @@ run: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	SFERUM_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 bench: install-test
 	$(BIN)/python -m bench.send --json

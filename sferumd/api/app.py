@@ -99,7 +99,7 @@ def build_daemon(settings: Settings) -> Daemon:
 
 
 def create_app(settings: Settings) -> web.Application:
-    from sferumd.api import auth, journal, link, ws
+    from sferumd.api import auth, journal, link, pages, ws
 
     app = web.Application(client_max_size=settings.limits.max_frame_bytes)
     daemon = build_daemon(settings)
@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> web.Application:
     auth.routes(app)
     journal.routes(app)
     link.routes(app)
+    pages.routes(app)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)

@@ -90,7 +90,8 @@ def _address(request: web.Request) -> str:
 async def request_code(request: web.Request) -> web.Response:
     body = await _body(request)
     phone = await request.app[DAEMON].auth.request_code(body.get("phone"), _address(request))
-    return web.json_response({"phone": phone, "sent": True})
+    cooldown = request.app[DAEMON].settings.auth.resend_cooldown_s
+    return web.json_response({"phone": phone, "sent": True, "resend_after_s": cooldown})
 
 
 async def verify(request: web.Request) -> web.Response:

@@ -48,8 +48,8 @@ class AuthError(Exception):
         self.extra = extra
 
 
-def _invalid(field: str, why: str) -> AuthError:
-    return AuthError(400, "invalid_field", f"{field}: {why}")
+def invalid_field(field: str, why: str) -> AuthError:
+    return AuthError(400, "invalid_field", f"{field}: {why}", field=field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ def judge_code(stored: StoredCode | None, code_hash: str, now: int, max_tries: i
 def check_profile(body: dict[str, Any]) -> Profile:
     unknown = set(body) - {"first_name", "last_name", "patronymic", "birth_date", "gender"}
     if unknown:
-        raise _invalid(sorted(unknown)[0], "unknown field")
+        raise invalid_field(sorted(unknown)[0], "unknown field")
     first = _name(body, "first_name", required=True)
     last = _name(body, "last_name", required=True)
     assert first is not None and last is not None
@@ -142,12 +142,12 @@ def _name(body: dict[str, Any], field: str, *, required: bool) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise _invalid(field, "required, a string")
+        raise invalid_field(field, "required, a string")
     value = value.strip()
     if not 1 <= len(value) <= MAX_NAME:
-        raise _invalid(field, f"must be 1..{MAX_NAME} characters")
+        raise invalid_field(field, f"must be 1..{MAX_NAME} characters")
     if any(unicodedata.category(ch).startswith("C") for ch in value):
-        raise _invalid(field, "must not contain control or invisible format characters")
+        raise invalid_field(field, "must not contain control or invisible format characters")
     return value
 
 
@@ -156,13 +156,13 @@ def _birth_date(body: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) != 10:
-        raise _invalid("birth_date", "must be an ISO date YYYY-MM-DD")
+        raise invalid_field("birth_date", "must be an ISO date YYYY-MM-DD")
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise _invalid("birth_date", "must be a real date YYYY-MM-DD") from None
+        raise invalid_field("birth_date", "must be a real date YYYY-MM-DD") from None
     if day < dt.date(1900, 1, 1) or day >= dt.date.today():
-        raise _invalid("birth_date", "must be in the past and not before 1900-01-01")
+        raise invalid_field("birth_date", "must be in the past and not before 1900-01-01")
     return day.isoformat()
 
 
@@ -171,7 +171,7 @@ def _gender(body: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if value not in GENDERS:
-        raise _invalid("gender", "must be male or female")
+        raise invalid_field("gender", "must be male or female")
     return str(value)
 
 
@@ -179,9 +179,11 @@ def check_device_name(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value.strip()) > MAX_DEVICE_NAME:
-        raise _invalid("device_name", f"must be a string of at most {MAX_DEVICE_NAME} characters")
+        raise invalid_field(
+            "device_name", f"must be a string of at most {MAX_DEVICE_NAME} characters"
+        )
     if any(unicodedata.category(ch).startswith("C") for ch in value):
-        raise _invalid("device_name", "must not contain control characters")
+        raise invalid_field("device_name", "must not contain control characters")
     return value.strip() or None
 
 
@@ -228,7 +230,7 @@ class AuthService:
         s = self.settings
         phone = normalise_phone(raw_phone, s.default_region)
         if not isinstance(code, str) or len(code) != 6 or not code.isascii() or not code.isdigit():
-            raise _invalid("code", "must be the 6 digits from the SMS")
+            raise invalid_field("code", "must be the 6 digits from the SMS")
         name = check_device_name(device_name)
         code_hash, now = self._hash(phone, code), _now_ms()
         verdict, stored, new = await self.store.verify_code(

@@ -24,7 +24,7 @@ import aiohttp
 from sferumd import ids
 from sferumd.config import JournalSettings
 from sferumd.model import Journal, Link, LinkSession
-from sferumd.services.auth import AuthError
+from sferumd.services.auth import AuthError, invalid_field
 from sferumd.services.sms import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from sferumd.store.base import Store
 
@@ -44,20 +44,16 @@ def iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
 
 
-def _invalid(field: str, why: str) -> AuthError:
-    return AuthError(400, "invalid_field", f"{field}: {why}")
-
-
 def check_text(value: object, field: str, limit: int, *, required: bool) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise _invalid(field, "required, a non-empty string")
+        raise invalid_field(field, "required, a non-empty string")
     value = value.strip()
     if len(value) > limit:
-        raise _invalid(field, f"at most {limit} characters")
+        raise invalid_field(field, f"at most {limit} characters")
     if any(unicodedata.category(ch).startswith("C") for ch in value):
-        raise _invalid(field, "must not contain control or invisible format characters")
+        raise invalid_field(field, "must not contain control or invisible format characters")
     return value
 
 
@@ -80,9 +76,9 @@ def check_session_request(body: dict[str, Any]) -> SessionRequest:
     allowed = {"account_id", "role", "school_id", "school_name", "display_name"}
     unknown = set(body) - allowed
     if unknown:
-        raise _invalid(sorted(unknown)[0], "unknown field")
+        raise invalid_field(sorted(unknown)[0], "unknown field")
     if body.get("role") not in ROLES:
-        raise _invalid("role", "must be teacher, student or parent")
+        raise invalid_field("role", "must be teacher, student or parent")
     school = check_text(body.get("school_id"), "school_id", MAX_ID, required=True)
     assert school is not None
     return SessionRequest(
