@@ -68,6 +68,9 @@ class JournalSettings:
 
     clock_skew_s: float = 300.0  # how far a signed request's timestamp may be from ours
     link_ttl_s: float = 3600.0  # lifetime of a link session URL
+    # An expired or used URL still says so (rather than "no such link") for this long.
+    link_retention_s: float = 7 * 86400.0
+    link_sessions_per_minute: int = 600  # per journal; more is refused with 429
     support_contact: str = "the school's administrator"  # named in role_conflict refusals
     public_url: str = ""  # base of link URLs; empty: the address the journal called
     webhook_timeout_s: float = 5.0
@@ -117,6 +120,8 @@ def load(path: Path | None = None, **server_overrides: Any) -> Settings:
     j = settings.journal
     if j.link_ttl_s <= 0 or j.clock_skew_s < 0 or j.webhook_attempts < 1:
         raise ValueError("journal: link_ttl_s > 0, clock_skew_s >= 0, webhook_attempts >= 1")
+    if j.link_retention_s < 0 or j.link_sessions_per_minute < 1:
+        raise ValueError("journal: link_retention_s >= 0, link_sessions_per_minute >= 1")
     return settings
 
 

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -39,10 +40,36 @@ def add_journal(daemon: Any, name: str = "Дневник", webhook: str | None =
     return data
 
 
-def signature(secret: str, ts: str, body: bytes, method: str = "", path: str = "") -> str:
-    """Journal requests sign METHOD and path too; webhooks (no method/path) sign the body."""
-    signed = f"{method} {path}".encode() + b"." + body if method else body
+def signature(
+    secret: str, ts: str, body: bytes, method: str = "", path: str = "", nonce: str = ""
+) -> str:
+    """Journal requests sign a nonce, METHOD and path too; webhooks (no method) the body."""
+    signed = f"{nonce}.{method} {path}".encode() + b"." + body if method else body
     return hmac.new(secret.encode(), ts.encode() + b"." + signed, hashlib.sha256).hexdigest()
+
+
+def signed_headers(
+    journal: dict[str, str],
+    method: str,
+    path: str,
+    raw: bytes,
+    *,
+    ts: int | None = None,
+    secret: str | None = None,
+    journal_id: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    stamp = str(int(time.time()) if ts is None else ts)
+    nonce = secrets.token_urlsafe(16) if nonce is None else nonce
+    return {
+        "Content-Type": "application/json",
+        "X-Sferum-Journal": journal["journal_id"] if journal_id is None else journal_id,
+        "X-Sferum-Timestamp": stamp,
+        "X-Sferum-Nonce": nonce,
+        "X-Sferum-Signature": signature(
+            secret or journal["secret"], stamp, raw, method, path, nonce
+        ),
+    }
 
 
 async def jcall(
@@ -52,18 +79,13 @@ async def jcall(
     path: str,
     body: Any = None,
     *,
-    ts: int | None = None,
-    secret: str | None = None,
-    journal_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **sign: Any,
 ) -> tuple[int, dict[str, Any]]:
+    """A signed journal request; ``sign`` overrides parts of the signing (to forge one),
+    ``headers`` replaces the signed headers altogether (to replay some)."""
     raw = b"" if body is None else json.dumps(body).encode()
-    stamp = str(int(time.time()) if ts is None else ts)
-    headers = {
-        "Content-Type": "application/json",
-        "X-Sferum-Journal": journal["journal_id"] if journal_id is None else journal_id,
-        "X-Sferum-Timestamp": stamp,
-        "X-Sferum-Signature": signature(secret or journal["secret"], stamp, raw, method, path),
-    }
+    headers = headers or signed_headers(journal, method, path, raw, **sign)
     async with (
         aiohttp.ClientSession() as s,
         s.request(method, daemon.url + path, data=raw, headers=headers) as r,
@@ -110,35 +132,25 @@ async def test_forged_journal_requests_refused(daemon) -> None:  # type: ignore[
         status, out = await jcall(daemon, j, "POST", path, body, **kw)
         assert (status, out["error"]["code"]) == (401, code), (kw, out)
     # A body changed after signing.
-    stamp = str(int(time.time()))
-    headers = {
-        "X-Sferum-Journal": j["journal_id"],
-        "X-Sferum-Timestamp": stamp,
-        "X-Sferum-Signature": signature(
-            j["secret"], stamp, json.dumps(body).encode(), "POST", path
-        ),
-    }
-    tampered = json.dumps(body | {"role": "teacher"}).encode()
-    async with (
-        aiohttp.ClientSession() as s,
-        s.post(daemon.url + path, data=tampered, headers=headers) as r,
-    ):
-        assert r.status == 401 and (await r.json())["error"]["code"] == "bad_signature"
+    headers = signed_headers(j, "POST", path, json.dumps(body).encode())
+    status, out = await jcall(daemon, j, "POST", path, body | {"role": "t"}, headers=headers)
+    assert (status, out["error"]["code"]) == (401, "bad_signature")
     status, out = await jcall(daemon, j, "GET", "/journal/v1/accounts/a1/link", secret="x")
     assert (status, out["error"]["code"]) == (401, "bad_signature")
     # A signature made for reading a link status is no good for deleting that link.
-    stamp = str(int(time.time()))
     link_path = "/journal/v1/accounts/a1/link"
-    replayed = {
-        "X-Sferum-Journal": j["journal_id"],
-        "X-Sferum-Timestamp": stamp,
-        "X-Sferum-Signature": signature(j["secret"], stamp, b"", "GET", link_path),
-    }
-    async with (
-        aiohttp.ClientSession() as s,
-        s.delete(daemon.url + link_path, headers=replayed) as r,
-    ):
-        assert r.status == 401 and (await r.json())["error"]["code"] == "bad_signature"
+    read = signed_headers(j, "GET", link_path, b"")
+    status, out = await jcall(daemon, j, "DELETE", link_path, headers=read)
+    assert (status, out["error"]["code"]) == (401, "bad_signature")
+    # The same signed request twice: the copy is refused, whatever its timing.
+    copy = signed_headers(j, "GET", link_path, b"")
+    assert (await jcall(daemon, j, "GET", link_path, headers=copy))[0] == 200
+    status, out = await jcall(daemon, j, "GET", link_path, headers=copy)
+    assert (status, out["error"]["code"]) == (401, "replayed_request")
+    # Nonces are required and well-formed (checked after the signature).
+    for nonce in ("", "short", "x" * 65, "bad nonce with spaces!!"):
+        status, out = await jcall(daemon, j, "POST", path, body, nonce=nonce)
+        assert (status, out["error"]["code"]) == (401, "bad_nonce"), nonce
     assert table(daemon, "link_sessions") == []
     # Bad fields of a signed request.
     for bad in (
@@ -361,3 +373,29 @@ def test_add_journal_cli_refuses_bad_input(tmp_path) -> None:  # type: ignore[no
     for extra in (["--name", " "], ["--name", "x", "--webhook-url", "ftp://x"]):
         r = subprocess.run(base + extra, capture_output=True, text=True)
         assert r.returncode == 2, r.stderr
+
+
+async def test_link_session_rate_limit_and_cleanup(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory("[journal]\nlink_sessions_per_minute = 3\nlink_retention_s = 0\n")
+    j, other = add_journal(d), add_journal(d, "Другой")
+    tokens = [await new_session(d, j, f"a{i}", "student") for i in range(3)]
+    body = {"account_id": "a9", "role": "student", "school_id": "s1"}
+    status, out = await jcall(d, j, "POST", "/journal/v1/link-sessions", body)
+    assert (status, out["error"]["code"]) == (429, "rate_limited")
+    assert 1 <= out["error"]["retry_after"] <= 60
+    assert len(table(d, "link_sessions")) == 3
+    # The limit is per journal.
+    await new_session(d, other, "b1", "parent")
+    # Expired sessions past their retention are deleted when the next one is made; the old
+    # URL then reads as unknown, the others still work.
+    conn = sqlite3.connect(d.data_dir / "sferumd.sqlite")
+    with conn:
+        conn.execute("UPDATE link_sessions SET expires_ts = 0 WHERE account_id = 'a0'")
+    conn.close()
+    status, out = await call(d.url, "GET", f"/v1/link/{tokens[0]}")
+    assert (status, out["error"]["code"]) == (410, "link_expired")
+    await new_session(d, other, "b2", "parent")
+    status, out = await call(d.url, "GET", f"/v1/link/{tokens[0]}")
+    assert (status, out["error"]["code"]) == (404, "link_not_found")
+    assert (await call(d.url, "GET", f"/v1/link/{tokens[1]}"))[0] == 200
+    assert len(table(d, "link_sessions")) == 4

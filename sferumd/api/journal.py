@@ -10,7 +10,7 @@ from sferumd.api.app import DAEMON
 from sferumd.api.auth import errors, json_object, read_body
 from sferumd.api.openapi import document
 from sferumd.model import Journal
-from sferumd.services.linking import JOURNAL_HEADER, iso, request_message
+from sferumd.services.linking import JOURNAL_HEADER, NONCE_HEADER, iso, request_message
 from sferumd.services.sms import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
@@ -25,9 +25,14 @@ async def _journal(request: web.Request) -> tuple[Journal, bytes]:
     """The signed caller and the body its signature covers (read before anything else)."""
     raw = await read_body(request)
     h = request.headers
-    message = request_message(request.method, request.raw_path, raw)
+    nonce = h.get(NONCE_HEADER, "")
+    message = request_message(nonce, request.method, request.raw_path, raw)
     journal = await request.app[DAEMON].linking.authenticate(
-        h.get(JOURNAL_HEADER, ""), h.get(TIMESTAMP_HEADER, ""), h.get(SIGNATURE_HEADER, ""), message
+        h.get(JOURNAL_HEADER, ""),
+        h.get(TIMESTAMP_HEADER, ""),
+        nonce,
+        h.get(SIGNATURE_HEADER, ""),
+        message,
     )
     return journal, raw
 

@@ -29,7 +29,7 @@ def _err(description: str) -> dict[str, Any]:
 
 _REFUSALS = {
     "400": _err("invalid_field or bad_json"),
-    "401": _err("unknown_journal, bad_signature or stale_request"),
+    "401": _err("unknown_journal, bad_signature, stale_request, bad_nonce or replayed_request"),
     "413": _err("too_large"),
 }
 
@@ -59,10 +59,11 @@ _DOC: dict[str, Any] = {
         "description": (
             "Server-to-server API for school journals. Every request carries X-Sferum-Journal"
             " (the journal id from `sferumd admin add-journal`), X-Sferum-Timestamp (unix"
-            " seconds) and X-Sferum-Signature: hex HMAC-SHA256(secret, timestamp + '.' +"
-            " METHOD + ' ' + path_and_query + '.' + body), with an empty body for GET and"
-            " DELETE. Webhooks sferumd sends to the journal are signed over"
-            " timestamp + '.' + body."
+            " seconds), X-Sferum-Nonce (16..64 of A-Z a-z 0-9 _ -, new for every request; a"
+            " nonce seen before is refused as replayed_request) and X-Sferum-Signature: hex"
+            " HMAC-SHA256(secret, timestamp + '.' + nonce + '.' + METHOD + ' ' +"
+            " path_and_query + '.' + body), with an empty body for GET and DELETE. Webhooks"
+            " sferumd sends to the journal are signed over timestamp + '.' + body."
         ),
     },
     "components": {
@@ -117,6 +118,10 @@ _DOC: dict[str, Any] = {
                         },
                     },
                     **_REFUSALS,
+                    "429": _err(
+                        "rate_limited: journal.link_sessions_per_minute reached; the body has"
+                        " retry_after (seconds), also sent as Retry-After"
+                    ),
                 },
             }
         },

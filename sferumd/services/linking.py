@@ -14,6 +14,7 @@ import datetime as dt
 import hmac
 import json
 import logging
+import re
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from sferumd.store.base import Store
 log = logging.getLogger(__name__)
 
 JOURNAL_HEADER = "X-Sferum-Journal"
+NONCE_HEADER = "X-Sferum-Nonce"
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 ROLES = ("teacher", "student", "parent")
 MAX_ID = 128
 MAX_TEXT = 200
@@ -90,10 +93,18 @@ def check_session_request(body: dict[str, Any]) -> SessionRequest:
     )
 
 
-def request_message(method: str, target: str, body: bytes) -> bytes:
-    """What a journal request's signature covers besides the timestamp: the method and the
-    target (path and query, as sent) too, so a signed GET can't be replayed as a DELETE."""
-    return f"{method.upper()} {target}".encode() + b"." + body
+def request_message(nonce: str, method: str, target: str, body: bytes) -> bytes:
+    """What a journal request's signature covers besides the timestamp: a nonce (so the
+    same request can't be sent twice), the method and the target (path and query, as
+    sent), so a signed GET can't be replayed as a DELETE either."""
+    return f"{nonce}.{method.upper()} {target}".encode() + b"." + body
+
+
+def check_nonce(nonce: str) -> None:
+    if not NONCE_RE.fullmatch(nonce):
+        raise AuthError(
+            401, "bad_nonce", f"{NONCE_HEADER} must be 16..64 characters of A-Z a-z 0-9 _ -"
+        )
 
 
 def verify_request(
@@ -113,7 +124,7 @@ def verify_request(
             401,
             "bad_signature",
             f"{SIGNATURE_HEADER} must be hex HMAC-SHA256(secret,"
-            " timestamp + '.' + METHOD + ' ' + path + '.' + body)",
+            " timestamp + '.' + nonce + '.' + METHOD + ' ' + path + '.' + body)",
         )
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise AuthError(401, "stale_request", f"{TIMESTAMP_HEADER} must be unix seconds")
@@ -192,15 +203,23 @@ class LinkingService:
     # -- the journal's side ---------------------------------------------------------------
 
     async def authenticate(
-        self, journal_id: str, timestamp: str, signature: str, message: bytes
+        self, journal_id: str, timestamp: str, nonce: str, signature: str, message: bytes
     ) -> Journal:
-        """``message`` is ``request_message(method, target, body)``."""
+        """``message`` is ``request_message(nonce, method, target, body)``. A nonce is
+        remembered for twice the clock-skew window: any copy of the request that still has
+        an acceptable timestamp is refused as ``replayed_request``."""
         journal = None
         if journal_id and len(journal_id) <= MAX_ID:
             journal = await self.store.get_journal(journal_id)
+        now = time.time()
         skew = self.settings.clock_skew_s
-        verify_request(journal, timestamp, signature, message, time.time(), skew)
+        verify_request(journal, timestamp, signature, message, now, skew)
         assert journal is not None
+        check_nonce(nonce)
+        now_ms = int(now * 1000)
+        expires = now_ms + int(2 * skew * 1000) + 1000
+        if not await self.store.remember_nonce(journal.journal_id, nonce, now_ms, expires):
+            raise AuthError(401, "replayed_request", "this request was received already")
         return journal
 
     async def create_session(self, journal: Journal, body: dict[str, Any]) -> NewSession:
@@ -218,7 +237,22 @@ class LinkingService:
             now + int(self.settings.link_ttl_s * 1000),
         )
         token = ids.link_token()
-        await self.store.add_link_session(session, ids.token_hash(token))
+        s = self.settings
+        oldest = await self.store.add_link_session(
+            session,
+            ids.token_hash(token),
+            limit=s.link_sessions_per_minute,
+            window_start_ts=now - 60_000,
+            purge_before_ts=now - int(s.link_retention_s * 1000),
+        )
+        if oldest is not None:
+            wait = max(1, -(-(oldest + 60_000 - now) // 1000))
+            raise AuthError(
+                429,
+                "rate_limited",
+                f"more than {s.link_sessions_per_minute} link sessions a minute; retry in {wait} s",
+                retry_after=wait,
+            )
         log.info(
             "link session",
             extra={"journal_id": journal.journal_id, "session_id": session.session_id},

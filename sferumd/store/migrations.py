@@ -116,6 +116,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX links_user ON links (user_id)
     """,
+    # 4: nonces of signed journal requests seen inside the clock-skew window (replays are
+    # refused); link sessions found by age, for the creation rate limit and for cleanup.
+    """
+    CREATE TABLE journal_nonces (
+        journal_id TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        expires_ts INTEGER NOT NULL,
+        PRIMARY KEY (journal_id, nonce)
+    ) WITHOUT ROWID;
+    CREATE INDEX journal_nonces_expiry ON journal_nonces (expires_ts);
+    CREATE INDEX link_sessions_created ON link_sessions (journal_id, created_ts);
+    CREATE INDEX link_sessions_expiry ON link_sessions (expires_ts)
+    """,
 ]
 
 

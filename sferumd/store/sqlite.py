@@ -624,8 +624,44 @@ class SqliteStore:
         )
         return Journal(*rows[0]) if rows else None
 
-    def add_link_session(self, session: LinkSession, token_hash: str) -> Awaitable[None]:
-        def write(cur: sqlite3.Cursor) -> None:
+    def remember_nonce(
+        self, journal_id: str, nonce: str, now_ts: int, expires_ts: int
+    ) -> Awaitable[bool]:
+        """True if the nonce is new; nonces past their expiry are forgotten on the way."""
+
+        def write(cur: sqlite3.Cursor) -> bool:
+            cur.execute("DELETE FROM journal_nonces WHERE expires_ts < ?", (now_ts,))
+            cur.execute(
+                "INSERT OR IGNORE INTO journal_nonces (journal_id, nonce, expires_ts)"
+                " VALUES (?, ?, ?)",
+                (journal_id, nonce, expires_ts),
+            )
+            return cur.rowcount == 1
+
+        return self._call(write)
+
+    def add_link_session(
+        self,
+        session: LinkSession,
+        token_hash: str,
+        *,
+        limit: int,
+        window_start_ts: int,
+        purge_before_ts: int,
+    ) -> Awaitable[int | None]:
+        """Adds the session unless the journal made ``limit`` since ``window_start_ts``; then
+        returns the creation time of the oldest of those (when a slot frees up). Sessions
+        that expired before ``purge_before_ts`` are deleted in the same transaction."""
+
+        def write(cur: sqlite3.Cursor) -> int | None:
+            cur.execute("DELETE FROM link_sessions WHERE expires_ts < ?", (purge_before_ts,))
+            count, oldest = cur.execute(
+                "SELECT count(*), min(created_ts) FROM link_sessions"
+                " WHERE journal_id = ? AND created_ts >= ?",
+                (session.journal_id, window_start_ts),
+            ).fetchone()
+            if count >= limit:
+                return int(oldest)
             cur.execute(
                 f"INSERT INTO link_sessions (token_hash, {SESSION_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -644,6 +680,7 @@ class SqliteStore:
                     None,
                 ),
             )
+            return None
 
         return self._call(write)
 
