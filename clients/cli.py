@@ -6,6 +6,9 @@ sferum ... tail
 sferum --server URL login PHONE          (asks for the SMS code on stdin; prints the token)
 sferum ... profile [--set first_name=Анна --set last_name=Иванова ...]
 sferum ... devices [revoke DEVICE_ID]
+sferum ... link URL                      (link the journal account behind a link URL)
+sferum ... links                         (your linked journal accounts)
+sferum ... unlink JOURNAL_ID ACCOUNT_ID
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from clients import sdk
 from clients.sdk import Client, ClientError, ConnectionLost
 
 # Commands that talk HTTP rather than the websocket.
-HTTP_COMMANDS = frozenset({"login", "profile", "devices", "logout"})
+HTTP_COMMANDS = frozenset({"login", "profile", "devices", "logout", "link", "links", "unlink"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke = devices_sub.add_parser("revoke", help="revoke a device; closes its connections")
     revoke.add_argument("device_id")
     sub.add_parser("logout", help="revoke this device's token")
+    link = sub.add_parser("link", help="link the journal account behind a link URL to you")
+    link.add_argument("url", help="the URL the journal gave, or its token")
+    link.add_argument("--show", action="store_true", help="only print what the URL offers")
+    sub.add_parser("links", help="your linked journal accounts, one a line")
+    unlink = sub.add_parser("unlink", help="unlink one of your journal accounts")
+    unlink.add_argument("journal_id")
+    unlink.add_argument("account_id")
     return p
 
 
@@ -103,6 +113,15 @@ async def _http_command(args: argparse.Namespace) -> int:
             _line(device)
     elif cmd == "logout":
         _line(await sdk.logout(server, token))
+    elif cmd == "link" and args.show:
+        _line(await sdk.link_offer(server, args.url))
+    elif cmd == "link":
+        _line(await sdk.confirm_link(server, token, args.url))
+    elif cmd == "links":
+        for link in await sdk.links(server, token):
+            _line(link)
+    elif cmd == "unlink":
+        _line(await sdk.unlink(server, token, args.journal_id, args.account_id))
     return 0
 
 
@@ -163,7 +182,8 @@ async def _command(client: Client, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.token is None and args.command != "login":
+    needs_token = args.command != "login" and not (args.command == "link" and args.show)
+    if args.token is None and needs_token:
         parser.error(f"{args.command} needs --token (get one with: sferum login PHONE)")
     try:
         return asyncio.run(_run(args))

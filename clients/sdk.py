@@ -477,3 +477,38 @@ async def revoke_device(server: str, token: str, device_id: str) -> dict[str, An
 
 async def logout(server: str, token: str) -> dict[str, Any]:
     return await _http(server, "POST", "/v1/auth/logout", token=token)  # type: ignore[no-any-return]
+
+
+# -- journal links (see "Journal linking (HTTP)" in PROTOCOL.md)
+
+
+def link_token(url_or_token: str) -> str:
+    """The token of a journal's link URL (``https://host/link/TOKEN``), or the token itself."""
+    return url_or_token.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+
+async def link_offer(server: str, url_or_token: str) -> dict[str, Any]:
+    """What a link URL offers: {"journal", "role", "school_id", "school_name", "expires_at"}."""
+    from urllib.parse import quote
+
+    path = "/v1/link/" + quote(link_token(url_or_token), safe="")
+    return await _http(server, "GET", path)  # type: ignore[no-any-return]
+
+
+async def confirm_link(server: str, token: str, url_or_token: str) -> dict[str, Any]:
+    """Links the journal account behind the URL to the signed-in profile."""
+    from urllib.parse import quote
+
+    path = f"/v1/link/{quote(link_token(url_or_token), safe='')}/confirm"
+    return await _http(server, "POST", path, token=token)  # type: ignore[no-any-return]
+
+
+async def links(server: str, token: str) -> list[dict[str, Any]]:
+    return (await _http(server, "GET", "/v1/links", token=token))["links"]  # type: ignore[no-any-return]
+
+
+async def unlink(server: str, token: str, journal_id: str, account_id: str) -> dict[str, Any]:
+    from urllib.parse import quote
+
+    path = f"/v1/links/{quote(journal_id, safe='')}/{quote(account_id, safe='')}"
+    return await _http(server, "DELETE", path, token=token)  # type: ignore[no-any-return]

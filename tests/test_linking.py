@@ -399,3 +399,48 @@ async def test_link_session_rate_limit_and_cleanup(daemon_factory) -> None:  # t
     assert (status, out["error"]["code"]) == (404, "link_not_found")
     assert (await call(d.url, "GET", f"/v1/link/{tokens[1]}"))[0] == 200
     assert len(table(d, "link_sessions")) == 4
+
+
+async def test_cli_link_links_unlink(daemon) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_cli import SFERUM
+
+    j = add_journal(daemon)
+    user = daemon.add_user()
+    status, out = await jcall(
+        daemon,
+        j,
+        "POST",
+        "/journal/v1/link-sessions",
+        {"account_id": "p-1", "role": "parent", "school_id": "s1", "school_name": "Школа 1"},
+    )
+    assert status == 200, out
+    url = out["url"]
+
+    async def run(*args: str) -> tuple[int, list[Any], str]:
+        p = await asyncio.create_subprocess_exec(
+            *SFERUM,
+            "--server",
+            daemon.url,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        o, e = await asyncio.wait_for(p.communicate(), 30)
+        assert p.returncode is not None
+        return p.returncode, [json.loads(line) for line in o.decode().splitlines()], e.decode()
+
+    rc, [offer], _ = await run("link", "--show", url)
+    assert rc == 0 and (offer["role"], offer["school_name"]) == ("parent", "Школа 1")
+    rc, [linked], e = await run("--token", user.token, "link", url)
+    assert rc == 0, e
+    assert (linked["linked"], linked["account_id"]) == (True, "p-1")
+    rc, _, e = await run("--token", user.token, "link", url)
+    assert rc == 1 and json.loads(e)["error"]["code"] == "link_used"
+    rc, rows, _ = await run("--token", user.token, "links")
+    assert [(r["journal_id"], r["account_id"]) for r in rows] == [(j["journal_id"], "p-1")]
+    rc, [out2], _ = await run("--token", user.token, "unlink", j["journal_id"], "p-1")
+    assert rc == 0 and out2 == {"linked": False}
+    _, out = await jcall(daemon, j, "GET", "/journal/v1/accounts/p-1/link")
+    assert out == {"linked": False}
+    rc, rows, _ = await run("--token", user.token, "links")
+    assert rc == 0 and rows == []
