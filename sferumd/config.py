@@ -71,6 +71,9 @@ class JournalSettings:
     # An expired or used URL still says so (rather than "no such link") for this long.
     link_retention_s: float = 7 * 86400.0
     link_sessions_per_minute: int = 600  # per journal; more is refused with 429
+    max_body_bytes: int = 32 * 1024 * 1024  # a roster delivery, snapshot or OneRoster zip
+    max_changes: int = 10_000  # changes in one webhook batch
+    max_snapshot_entities: int = 500_000  # entities in one snapshot or import
     support_contact: str = "the school's administrator"  # named in role_conflict refusals
     public_url: str = ""  # base of link URLs; empty: the address the journal called
     webhook_timeout_s: float = 5.0
@@ -122,6 +125,8 @@ def load(path: Path | None = None, **server_overrides: Any) -> Settings:
         raise ValueError("journal: link_ttl_s > 0, clock_skew_s >= 0, webhook_attempts >= 1")
     if j.link_retention_s < 0 or j.link_sessions_per_minute < 1:
         raise ValueError("journal: link_retention_s >= 0, link_sessions_per_minute >= 1")
+    if min(j.max_body_bytes, j.max_changes, j.max_snapshot_entities) < 1:
+        raise ValueError("journal: max_body_bytes, max_changes, max_snapshot_entities >= 1")
     return settings
 
 

@@ -14,6 +14,9 @@ JOIN_RULE = "join_rule"
 POWER_LEVELS = "power_levels"
 MESSAGE = "message"
 REDACTION = "redaction"
+# What a managed room is (a journal's class, parents, colleagues or subject chat); set only
+# by the server, never by a client.
+CHAT = "chat"
 
 
 @dataclass(slots=True)
@@ -171,3 +174,25 @@ class Link:
     school_id: str
     school_name: str | None
     linked_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalChat:
+    """A chat the journal adapter manages: a class's class, parents or colleagues chat, or a
+    subject chat the journal created. ``added``/``removed`` are manual membership edits
+    (user ids) that reconciliation keeps."""
+
+    journal_id: str
+    chat_key: str
+    kind: str  # class, parents, colleagues or subject
+    class_id: str
+    room_id: str | None = None
+    subject_id: str | None = None
+    group_id: str | None = None
+    teacher_id: str | None = None
+    name: str | None = None
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    created_ts: int = 0
+    deleted_ts: int | None = None  # the journal deleted this subject chat
+    archived_ts: int | None = None  # nobody is left; the room stays as history

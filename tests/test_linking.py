@@ -350,6 +350,8 @@ async def test_openapi_lists_every_route(daemon) -> None:  # type: ignore[no-unt
         ("/journal/v1/accounts/{account_id}/link", "get"),
         ("/journal/v1/accounts/{account_id}/link", "delete"),
         ("/journal/v1/openapi.json", "get"),
+        ("/journal/v1/events", "post"),
+        ("/journal/v1/snapshot", "post"),
     }
     for path, method in ops:
         assert doc["paths"][path][method]["responses"]

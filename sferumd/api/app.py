@@ -20,8 +20,10 @@ from sferumd.services.ephemeral import Ephemeral
 from sferumd.services.linking import LinkingService
 from sferumd.services.profiles import ProfileDirectory
 from sferumd.services.rooms import RoomService
+from sferumd.services.roster.service import RosterService
 from sferumd.services.sms import build_gateway
 from sferumd.store import SqliteStore
+from sferumd.store.roster import RosterStore
 
 if TYPE_CHECKING:
     from sferumd.api.ws import Session
@@ -42,6 +44,7 @@ class Daemon:
     auth: AuthService
     linking: LinkingService
     profiles: ProfileDirectory
+    roster: RosterService
     sessions: set[Session] = field(default_factory=set)
     ops: dict[str, Any] = field(default_factory=dict)  # websocket op table, see api.ws
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # requests and closes running
@@ -84,7 +87,10 @@ def build_daemon(settings: Settings) -> Daemon:
         settings.auth,
         load_secret(settings.secret_path),
     )
-    linking = LinkingService(store, settings.journal)
+    j = settings.journal
+    roster = RosterService(RosterStore(store), rooms, j.max_changes, j.max_snapshot_entities)
+    # Linking changes who is in the journal's chats: reconcile before answering the person.
+    linking = LinkingService(store, j, on_change=roster.reconcile)
     return Daemon(
         settings,
         store,
@@ -95,11 +101,12 @@ def build_daemon(settings: Settings) -> Daemon:
         auth,
         linking,
         ProfileDirectory(store, rooms),
+        roster,
     )
 
 
 def create_app(settings: Settings) -> web.Application:
-    from sferumd.api import auth, journal, link, pages, ws
+    from sferumd.api import auth, journal, link, pages, roster, ws
 
     app = web.Application(client_max_size=settings.limits.max_frame_bytes)
     daemon = build_daemon(settings)
@@ -112,6 +119,7 @@ def create_app(settings: Settings) -> web.Application:
     journal.routes(app)
     link.routes(app)
     pages.routes(app)
+    roster.routes(app)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
@@ -122,6 +130,7 @@ async def _start(app: web.Application) -> None:
     daemon = app[DAEMON]
     await daemon.store.open()
     await daemon.rooms.load()
+    await daemon.roster.load()
     daemon.store.writer_task.add_done_callback(lambda t: _writer_done(daemon, t))
     log.info("ready", extra={"pos": daemon.hub.committed_pos, "db": str(daemon.settings.db_path)})
 

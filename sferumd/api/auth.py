@@ -48,14 +48,20 @@ def errors(handler: Handler) -> Handler:
     return wrapped
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The raw body, refused unread past MAX_BODY."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise AuthError(413, "too_large", f"body over {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise AuthError(413, "too_large", f"body over {MAX_BODY} bytes")
-    return raw
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refused unread past ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise AuthError(413, "too_large", f"body over {limit} bytes")
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = await request.content.read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise AuthError(413, "too_large", f"body over {limit} bytes")
+    return b"".join(chunks)
 
 
 def json_object(raw: bytes) -> dict[str, Any]:

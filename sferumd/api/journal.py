@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from sferumd.api.app import DAEMON
-from sferumd.api.auth import errors, json_object, read_body
+from sferumd.api.auth import MAX_BODY, errors, json_object, read_body
 from sferumd.api.openapi import document
 from sferumd.model import Journal
 from sferumd.services.linking import JOURNAL_HEADER, NONCE_HEADER, iso, request_message
@@ -21,9 +21,9 @@ def routes(app: web.Application) -> None:
     app.router.add_delete("/journal/v1/accounts/{account_id}/link", errors(unlink))
 
 
-async def _journal(request: web.Request) -> tuple[Journal, bytes]:
+async def signed(request: web.Request, limit: int = MAX_BODY) -> tuple[Journal, bytes]:
     """The signed caller and the body its signature covers (read before anything else)."""
-    raw = await read_body(request)
+    raw = await read_body(request, limit)
     h = request.headers
     nonce = h.get(NONCE_HEADER, "")
     message = request_message(nonce, request.method, request.raw_path, raw)
@@ -43,7 +43,7 @@ def _base_url(request: web.Request) -> str:
 
 
 async def create_session(request: web.Request) -> web.Response:
-    journal, raw = await _journal(request)
+    journal, raw = await signed(request)
     new = await request.app[DAEMON].linking.create_session(journal, json_object(raw))
     return web.json_response(
         {
@@ -55,7 +55,7 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def link_status(request: web.Request) -> web.Response:
-    journal, _ = await _journal(request)
+    journal, _ = await signed(request)
     link = await request.app[DAEMON].linking.status(journal, request.match_info["account_id"])
     if link is None:
         return web.json_response({"linked": False})
@@ -65,7 +65,7 @@ async def link_status(request: web.Request) -> web.Response:
 
 
 async def unlink(request: web.Request) -> web.Response:
-    journal, _ = await _journal(request)
+    journal, _ = await signed(request)
     await request.app[DAEMON].linking.unlink_by_journal(journal, request.match_info["account_id"])
     return web.json_response({"linked": False})
 

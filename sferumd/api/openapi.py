@@ -51,8 +51,90 @@ _STATUS = {
     },
 }
 
+_CHANGE = {
+    "type": "object",
+    "required": ["op", "kind", "id", "version"],
+    "properties": {
+        "op": {"type": "string", "enum": ["upsert", "delete"]},
+        "kind": {
+            "type": "string",
+            "enum": [
+                "school",
+                "academic_year",
+                "class",
+                "subject",
+                "person",
+                "enrollment",
+                "guardianship",
+                "group",
+                "teaching",
+                "lesson",
+            ],
+        },
+        "id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "version": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "the journal's modification time, ms since the epoch",
+        },
+        "data": {
+            "type": "object",
+            "description": "the entity's fields (upsert only); see PROTOCOL.md, Journal roster",
+        },
+    },
+}
+
+_OUTCOME = {
+    "type": "object",
+    "required": ["delivery_id", "applied", "stale", "unchanged", "rejected", "errors"],
+    "properties": {
+        "delivery_id": {"type": ["string", "null"]},
+        "applied": {"type": "integer"},
+        "stale": {"type": "integer", "description": "older than what is stored: ignored"},
+        "unchanged": {"type": "integer"},
+        "deactivated": {"type": "integer", "description": "deleted: not in the snapshot"},
+        "rejected": {"type": "integer"},
+        "duplicate": {"type": "boolean", "description": "a replay: nothing was changed"},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ChangeProblem"}},
+        "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/ChangeProblem"}},
+    },
+}
+
+_PROBLEM = {
+    "type": "object",
+    "required": ["index", "code", "message"],
+    "properties": {
+        "index": {"type": "integer"},
+        "kind": {"type": ["string", "null"]},
+        "id": {"type": ["string", "null"]},
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
+
+
+def _roster_op(operation_id: str, summary: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {
+                "200": {
+                    "description": "what the delivery did, entity by entity",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Outcome"}}
+                    },
+                },
+                **_REFUSALS,
+                "400": _err("bad_json, bad_batch or too_many_changes"),
+            },
+        }
+    }
+
+
 _DOC: dict[str, Any] = {
-    "openapi": "3.0.3",
+    "openapi": "3.1.0",
     "info": {
         "title": "sferumd journal API",
         "version": __version__,
@@ -70,7 +152,13 @@ _DOC: dict[str, Any] = {
         "securitySchemes": {
             "journalSignature": {"type": "apiKey", "in": "header", "name": "X-Sferum-Signature"}
         },
-        "schemas": {"Error": _ERROR, "LinkStatus": _STATUS},
+        "schemas": {
+            "Error": _ERROR,
+            "LinkStatus": _STATUS,
+            "Change": _CHANGE,
+            "Outcome": _OUTCOME,
+            "ChangeProblem": _PROBLEM,
+        },
     },
     "security": [{"journalSignature": []}],
     "paths": {
@@ -158,6 +246,36 @@ _DOC: dict[str, Any] = {
                 },
             },
         },
+        "/journal/v1/events": _roster_op(
+            "deliverRosterChanges",
+            "A batch of roster upserts and deletes; replays (same delivery_id) change nothing",
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["delivery_id", "changes"],
+                "properties": {
+                    "delivery_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}},
+                },
+            },
+        ),
+        "/journal/v1/snapshot": _roster_op(
+            "deliverRosterSnapshot",
+            "The whole roster: entities it no longer lists are deleted at its version",
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["delivery_id", "version", "entities"],
+                "properties": {
+                    "delivery_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "version": {"type": "integer", "minimum": 0},
+                    "entities": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Change"},
+                    },
+                },
+            },
+        ),
         "/journal/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",

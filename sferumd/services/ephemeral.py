@@ -96,6 +96,8 @@ class Ephemeral:
                     "name": room.name,
                     "topic": room.content("topic").get("topic"),
                     "join_rule": room.join_rule,
+                    # A journal's chat says what it is (class, parents, colleagues, subject).
+                    "chat": room.content("chat") or None,
                     "membership": membership,
                     "members": len(room.joined),
                     "power": room.power.user(me),

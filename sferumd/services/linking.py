@@ -17,6 +17,7 @@ import logging
 import re
 import time
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,9 +195,15 @@ class NewSession:
 
 
 class LinkingService:
-    def __init__(self, store: Store, settings: JournalSettings):
+    def __init__(
+        self,
+        store: Store,
+        settings: JournalSettings,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
+    ):
         self.store = store
         self.settings = settings
+        self.on_change = on_change  # told the journal id after every link and unlink
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -265,7 +272,7 @@ class LinkingService:
     async def unlink_by_journal(self, journal: Journal, raw_account: str) -> None:
         link = await self.store.unlink(journal.journal_id, check_account_id(raw_account))
         if link is not None:
-            self._notify(journal, "unlinked", link)
+            await self._changed(journal, "unlinked", link)
 
     # -- the person's side ----------------------------------------------------------------
 
@@ -304,7 +311,7 @@ class LinkingService:
             },
         )
         if link.linked_ts == now:  # newly linked (not a repeat of an earlier confirm)
-            self._notify(journal, "linked", link)
+            await self._changed(journal, "linked", link)
         return link, journal.name
 
     async def links(self, user_id: str) -> list[tuple[Link, str]]:
@@ -318,9 +325,18 @@ class LinkingService:
             raise AuthError(404, "not_found", "no such link of yours")
         journal = await self.store.get_journal(journal_id)
         if journal is not None:
-            self._notify(journal, "unlinked", link)
+            await self._changed(journal, "unlinked", link)
 
     # -- outgoing webhooks ----------------------------------------------------------------
+
+    async def _changed(self, journal: Journal, kind: str, link: Link) -> None:
+        if self.on_change is not None:
+            try:
+                await self.on_change(journal.journal_id)
+            except Exception:
+                # The link itself is committed; the next reconciliation catches up.
+                log.exception("reconcile after link change failed")
+        self._notify(journal, kind, link)
 
     def _notify(self, journal: Journal, kind: str, link: Link) -> None:
         if not journal.webhook_url:

@@ -29,7 +29,11 @@ from sferumd.store.base import Store, TxnKey
 # State types the ``state`` op may set, with their content checks.
 SETTABLE_STATE = (model.NAME, model.TOPIC, model.JOIN_RULE, model.POWER_LEVELS)
 # Types ``send`` may not use: they have their own ops.
-RESERVED_TYPES = frozenset({model.CREATE, model.MEMBER, model.REDACTION, *SETTABLE_STATE})
+RESERVED_TYPES = frozenset(
+    {model.CREATE, model.MEMBER, model.REDACTION, model.CHAT, *SETTABLE_STATE}
+)
+# Managed rooms are closed: only admins invite. The owner (a journal's adapter) has 100.
+ADMIN_LEVEL = power.MAX_LEVEL
 
 
 def now_ms() -> int:
@@ -352,6 +356,68 @@ class RoomService:
     async def _require_user(self, user_id: str) -> None:
         if await self.store.get_user(user_id) is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"user {user_id} does not exist")
+
+    # -- managed rooms: the server acts for the journal, as the rooms' owner ----------------
+    # No permission checks here: authority comes from the signed roster (services.roster).
+    # Each call decides and submits synchronously, like the ops above.
+
+    def create_managed(
+        self, owner: str, name: str, chat: dict[str, Any]
+    ) -> tuple[str, Awaitable[Event]]:
+        room_id = ids.room_id()
+        self.rooms[room_id] = RoomState(room_id)
+        levels = power.initial_content(owner)
+        levels["invite"] = 50
+        state: list[tuple[str, dict[str, Any]]] = [
+            (model.POWER_LEVELS, levels),
+            (model.JOIN_RULE, {"join_rule": "invite"}),
+            (model.NAME, {"name": name}),
+            (model.CHAT, chat),
+        ]
+        last = self._submit(
+            self._event(room_id, owner, model.CREATE, {"creator": owner}, state_key="")
+        )
+        last = self._submit(
+            self._event(room_id, owner, model.MEMBER, {"membership": ms.JOIN}, state_key=owner)
+        )
+        for type_, content in state:
+            last = self._submit(self._event(room_id, owner, type_, content, state_key=""))
+        return room_id, last
+
+    def put_member(
+        self, room_id: str, owner: str, user_id: str, join: bool, reason: str
+    ) -> Awaitable[Event] | None:
+        """Joins or removes a user; None when there is nothing to do. A user banned by the
+        room's admins stays banned: moderation outranks the roster."""
+        room = self.room(room_id)
+        current = room.membership(user_id)
+        if current == ms.BAN or (current == ms.JOIN) == join:
+            return None
+        content = {"membership": ms.JOIN if join else ms.LEAVE, "reason": reason}
+        return self._submit(self._event(room_id, owner, model.MEMBER, content, state_key=user_id))
+
+    def put_admin(
+        self, room_id: str, owner: str, user_id: str, admin: bool
+    ) -> Awaitable[Event] | None:
+        room = self.room(room_id)
+        content = dict(room.content(model.POWER_LEVELS))
+        users = dict(content.get("users", {}))  # type: ignore[call-overload]
+        if (users.get(user_id) == ADMIN_LEVEL) == admin:
+            return None
+        if admin:
+            users[user_id] = ADMIN_LEVEL
+        else:
+            users.pop(user_id, None)
+        content["users"] = users
+        return self._submit(self._event(room_id, owner, model.POWER_LEVELS, content, state_key=""))
+
+    def put_name(self, room_id: str, owner: str, name: str) -> Awaitable[Event]:
+        self.room(room_id)
+        return self._submit(self._event(room_id, owner, model.NAME, {"name": name}, state_key=""))
+
+    def admins(self, room_id: str) -> set[str]:
+        levels = self.room(room_id).power
+        return {u for u, level in levels.users.items() if level >= ADMIN_LEVEL}
 
     # -- reads -----------------------------------------------------------------------------
 

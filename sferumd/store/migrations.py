@@ -129,6 +129,44 @@ MIGRATIONS: list[str] = [
     CREATE INDEX link_sessions_created ON link_sessions (journal_id, created_ts);
     CREATE INDEX link_sessions_expiry ON link_sessions (expires_ts)
     """,
+    # 5: the journals' rosters (latest version of every entity, deletes kept as tombstones),
+    # the deliveries already applied (a replay is a no-op), and the chats the journal
+    # adapter manages: which room is which class's chat, and the journal's subject chats
+    # with their manual membership edits.
+    """
+    CREATE TABLE roster_entities (
+        journal_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sourced_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        data TEXT,  -- the entity's wire JSON, NULL for a delete (a tombstone)
+        PRIMARY KEY (journal_id, kind, sourced_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE roster_deliveries (
+        journal_id TEXT NOT NULL,
+        delivery_id TEXT NOT NULL,
+        received_ts INTEGER NOT NULL,
+        summary TEXT NOT NULL,  -- the answer given, repeated for a replay
+        PRIMARY KEY (journal_id, delivery_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE journal_chats (
+        journal_id TEXT NOT NULL,
+        chat_key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('class', 'parents', 'colleagues', 'subject')),
+        room_id TEXT UNIQUE,
+        class_id TEXT NOT NULL,
+        subject_id TEXT,
+        group_id TEXT,
+        teacher_id TEXT,
+        name TEXT,
+        added TEXT NOT NULL DEFAULT '[]',  -- user ids added by hand (subject chats)
+        removed TEXT NOT NULL DEFAULT '[]',  -- user ids removed by hand
+        created_ts INTEGER NOT NULL,
+        deleted_ts INTEGER,  -- the journal deleted this subject chat
+        archived_ts INTEGER,  -- nobody is left: the room stays as history
+        PRIMARY KEY (journal_id, chat_key)
+    )
+    """,
 ]
 
 

@@ -497,6 +497,11 @@ class SqliteStore:
     def _call(self, call: Callable[[sqlite3.Cursor], Any]) -> Awaitable[Any]:
         return self._submit(_Write(self._new_future(), call=call))
 
+    # For the store modules of other concepts (store.roster): a write run in the next group
+    # commit (in a savepoint: a failure is raised to the caller, not to the batch), and a read.
+    write = _call
+    query = _fetchall
+
     def update_profile(self, user_id: str, profile: Profile) -> Awaitable[None]:
         def write(cur: sqlite3.Cursor) -> None:
             cur.execute(
