@@ -60,3 +60,8 @@ def link_session_id() -> str:
 def link_token() -> str:
     # 256 random bits: unguessable; stored only as token_hash(token).
     return secrets.token_urlsafe(32)
+
+
+def subject_chat_ref() -> str:
+    """The reference of a journal's subject chat in its chat id, ``subject:<ref>``."""
+    return _random(9)

@@ -179,8 +179,8 @@ class Link:
 @dataclass(frozen=True, slots=True)
 class JournalChat:
     """A chat the journal adapter manages: a class's class, parents or colleagues chat, or a
-    subject chat the journal created. ``added``/``removed`` are manual membership edits
-    (user ids) that reconciliation keeps."""
+    subject chat the journal created. ``added``/``removed`` are the journal's manual
+    membership edits (journal account ids) that reconciliation keeps."""
 
     journal_id: str
     chat_key: str
@@ -190,9 +190,10 @@ class JournalChat:
     subject_id: str | None = None
     group_id: str | None = None
     teacher_id: str | None = None
-    name: str | None = None
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
+    name: str | None = None  # the journal's choice, for a subject chat
+    applied_name: str | None = None  # what reconciliation last named the room
+    added: tuple[str, ...] = ()  # account ids
+    removed: tuple[str, ...] = ()  # account ids
     created_ts: int = 0
     deleted_ts: int | None = None  # the journal deleted this subject chat
     archived_ts: int | None = None  # nobody is left; the room stays as history

@@ -192,3 +192,94 @@ async def test_snapshot_deactivates_what_it_no_longer_lists_and_survives_restart
     async with Client(d.url, home.token) as c:
         names = [r["name"] for r in await c.rooms()]
     assert sorted(names) == ["7В", "7В — родители", "7В — учителя"]
+
+
+async def test_subject_chats_created_edited_and_deleted_by_the_journal(daemon) -> None:  # type: ignore[no-untyped-def]
+    d = daemon
+    j = add_journal(d)
+    await deliver(d, j, "d-1", SCHOOL)
+    hist, st1, st2, pa1 = (d.add_user() for _ in range(4))
+    await link(d, j, "T-HIST", "teacher", hist.token)
+    await link(d, j, "ST-1", "student", st1.token)
+    path = "/journal/v1/subject-chats"
+    ask = {"teacher_id": "T-HIST", "class_id": "C-7V", "subject_id": "HIST"}
+
+    # Only a subject the teacher teaches in that class; everything else is refused.
+    for body, status, code in (
+        ({**ask, "teacher_id": "T-HOME"}, 422, "not_teaching"),
+        ({**ask, "teacher_id": "PA-1"}, 422, "not_teaching"),
+        ({**ask, "class_id": "C-404"}, 422, "unknown_entity"),
+        ({**ask, "subject_id": "MATH"}, 422, "unknown_entity"),
+        ({**ask, "group_id": "G-404"}, 422, "unknown_entity"),
+        ({**ask, "role": "admin"}, 400, "invalid_field"),
+        ({**ask, "name": ""}, 400, "invalid_field"),
+        ({"class_id": "C-7V", "subject_id": "HIST"}, 400, "invalid_field"),
+    ):
+        got, out = await jcall(d, j, "POST", path, body)
+        assert (got, out["error"]["code"]) == (status, code), body
+    status, chat = await jcall(d, j, "POST", path, ask)
+    assert status == 201, chat
+    assert (chat["type"], chat["name"], chat["subject"]["name"]) == (
+        "subject",
+        "7В — История",
+        "История",
+    )
+    # The teacher and ST-1 are in; ST-2 is pending until she links.
+    assert (chat["members"], chat["pending"], chat["pending_accounts"]) == (2, 1, ["ST-2"])
+    assert chat["admin"] == {"account_id": "T-HIST", "name": "Историк Борис"}
+    status, out = await jcall(d, j, "POST", path, ask)
+    assert (status, out["error"]["code"], out["error"]["chat_id"]) == (
+        409,
+        "chat_exists",
+        chat["chat_id"],
+    )
+    chat_path = f"{path}/{chat['chat_id']}"
+    assert (await chats(d, hist.token))["subject"]["power"] == 100
+    assert "subject" in await chats(d, st1.token)
+
+    # A student who links later lands in the chat created before (R9).
+    await link(d, j, "ST-2", "student", st2.token)
+    assert "subject" in await chats(d, st2.token)
+    status, listed = await jcall(d, j, "GET", "/journal/v1/accounts/ST-2/chats")
+    assert status == 200 and listed["linked"] is True
+    by_type = {c["type"]: c for c in listed["chats"]}
+    assert set(by_type) == {"class", "subject"}
+    assert by_type["subject"]["url"].endswith("/chats/" + by_type["subject"]["room_id"])
+    assert by_type["class"]["admin"]["account_id"] == "T-HOME"
+    # ... and the journal sees a not-yet-linked parent's future chats.
+    status, listed = await jcall(d, j, "GET", "/journal/v1/accounts/PA-1/chats")
+    assert (listed["linked"], [c["type"] for c in listed["chats"]]) == (False, ["parents"])
+
+    # Manual edits: the parent added, a student removed; they survive reconciliation.
+    status, edited = await jcall(
+        d, j, "POST", chat_path + "/members", {"add": ["PA-1"], "remove": ["ST-1"]}
+    )
+    assert status == 200, edited
+    assert "subject" not in await chats(d, st1.token)
+    await link(d, j, "PA-1", "parent", pa1.token)
+    assert set(await chats(d, pa1.token)) == {"parents", "subject"}
+    await deliver(
+        d, j, "d-2", [up("subject", "HIST", T0 + 1, school_id="S1", name="История России")]
+    )
+    assert "subject" not in await chats(d, st1.token)
+    assert "subject" in await chats(d, pa1.token)
+    for body in ({"add": ["nobody"]}, {"add": ["ST-1"], "remove": ["ST-1"]}, {"add": "ST-1"}):
+        status, out = await jcall(d, j, "POST", chat_path + "/members", body)
+        assert status in (400, 422), (body, out)
+
+    # Rename, then delete: everyone leaves, the chat is gone for the journal.
+    status, renamed = await jcall(d, j, "PATCH", chat_path, {"name": "История: 7В"})
+    assert status == 200 and renamed["name"] == "История: 7В"
+    assert (await chats(d, st2.token))["subject"]["name"] == "История: 7В"
+    status, _ = await jcall(d, j, "DELETE", chat_path)
+    assert status == 200
+    for user in (hist, st2, pa1):
+        assert "subject" not in await chats(d, user.token)
+    assert (await jcall(d, j, "GET", chat_path))[0] == 404
+    assert (await jcall(d, j, "DELETE", chat_path))[0] == 404
+    # A new chat for the same class and subject may be made again.
+    status, again = await jcall(d, j, "POST", path, ask)
+    assert status == 201 and again["chat_id"] != chat["chat_id"]
+    d.restart()
+    status, listed = await jcall(d, j, "GET", "/journal/v1/accounts/ST-2/chats")
+    assert {c["type"] for c in listed["chats"]} == {"class", "subject"}

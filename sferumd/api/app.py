@@ -20,6 +20,7 @@ from sferumd.services.ephemeral import Ephemeral
 from sferumd.services.linking import LinkingService
 from sferumd.services.profiles import ProfileDirectory
 from sferumd.services.rooms import RoomService
+from sferumd.services.roster.journal_chats import JournalChats
 from sferumd.services.roster.service import RosterService
 from sferumd.services.sms import build_gateway
 from sferumd.store import SqliteStore
@@ -45,6 +46,7 @@ class Daemon:
     linking: LinkingService
     profiles: ProfileDirectory
     roster: RosterService
+    journal_chats: JournalChats
     sessions: set[Session] = field(default_factory=set)
     ops: dict[str, Any] = field(default_factory=dict)  # websocket op table, see api.ws
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # requests and closes running
@@ -88,7 +90,8 @@ def build_daemon(settings: Settings) -> Daemon:
         load_secret(settings.secret_path),
     )
     j = settings.journal
-    roster = RosterService(RosterStore(store), rooms, j.max_changes, j.max_snapshot_entities)
+    roster_store = RosterStore(store)
+    roster = RosterService(roster_store, rooms, j.max_changes, j.max_snapshot_entities)
     # Linking changes who is in the journal's chats: reconcile before answering the person.
     linking = LinkingService(store, j, on_change=roster.reconcile)
     return Daemon(
@@ -102,6 +105,7 @@ def build_daemon(settings: Settings) -> Daemon:
         linking,
         ProfileDirectory(store, rooms),
         roster,
+        JournalChats(roster, roster_store, rooms),
     )
 
 

@@ -37,7 +37,7 @@ async def signed(request: web.Request, limit: int = MAX_BODY) -> tuple[Journal, 
     return journal, raw
 
 
-def _base_url(request: web.Request) -> str:
+def base_url(request: web.Request) -> str:
     public = request.app[DAEMON].settings.journal.public_url
     return public.rstrip("/") if public else f"{request.scheme}://{request.host}"
 
@@ -48,7 +48,7 @@ async def create_session(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "session_id": new.session.session_id,
-            "url": f"{_base_url(request)}/link/{new.token}",
+            "url": f"{base_url(request)}/link/{new.token}",
             "expires_at": iso(new.session.expires_ts),
         }
     )

@@ -133,6 +133,53 @@ def _roster_op(operation_id: str, summary: str, body: dict[str, Any]) -> dict[st
     }
 
 
+_JOURNAL_CHAT = {
+    "type": "object",
+    "required": ["chat_id", "type", "name", "room_id", "members"],
+    "properties": {
+        "chat_id": {"type": ["string", "null"], "description": "null for a chat made by hand"},
+        "type": {"type": "string", "enum": ["class", "parents", "colleagues", "subject", "other"]},
+        "name": {"type": ["string", "null"]},
+        "room_id": {"type": ["string", "null"]},
+        "class": {"type": "object"},
+        "subject": {"type": ["object", "null"]},
+        "admin": {
+            "type": ["object", "null"],
+            "properties": {"account_id": {"type": "string"}, "name": {"type": "string"}},
+        },
+        "members": {"type": "integer", "description": "joined now"},
+        "pending": {"type": "integer", "description": "in the roster, not linked yet"},
+        "pending_accounts": {"type": "array", "items": {"type": "string"}},
+        "added": {"type": "array", "items": {"type": "string"}},
+        "removed": {"type": "array", "items": {"type": "string"}},
+        "url": {"type": ["string", "null"], "description": "opens the chat in the messenger"},
+    },
+}
+
+_CHAT_ID = {
+    "name": "chat_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 140},
+    "description": "a subject chat's id, subject:<ref>",
+}
+
+
+def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_CHAT_REF = {"$ref": "#/components/schemas/JournalChat"}
+_CHAT_REFUSALS = {
+    **_REFUSALS,
+    "404": _err("not_found: no such subject chat of this journal"),
+    "422": _err("unknown_entity or not_teaching"),
+}
+
 _DOC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -158,6 +205,7 @@ _DOC: dict[str, Any] = {
             "Change": _CHANGE,
             "Outcome": _OUTCOME,
             "ChangeProblem": _PROBLEM,
+            "JournalChat": _JOURNAL_CHAT,
         },
     },
     "security": [{"journalSignature": []}],
@@ -276,6 +324,107 @@ _DOC: dict[str, Any] = {
                 },
             },
         ),
+        "/journal/v1/accounts/{account_id}/chats": {
+            "parameters": [_ACCOUNT],
+            "get": {
+                "operationId": "listAccountChats",
+                "summary": "The account's chats (pending ones too, before it links)",
+                "responses": {
+                    "200": _json_response(
+                        "the chats",
+                        {
+                            "type": "object",
+                            "required": ["account_id", "linked", "chats"],
+                            "properties": {
+                                "account_id": {"type": "string"},
+                                "linked": {"type": "boolean"},
+                                "chats": {"type": "array", "items": _CHAT_REF},
+                            },
+                        },
+                    ),
+                    **_REFUSALS,
+                },
+            },
+        },
+        "/journal/v1/subject-chats": {
+            "post": {
+                "operationId": "createSubjectChat",
+                "summary": "A subject chat for a class and a subject the teacher teaches there",
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["teacher_id", "class_id", "subject_id"],
+                        "properties": {
+                            "teacher_id": {"type": "string", "maxLength": 128},
+                            "class_id": {"type": "string", "maxLength": 128},
+                            "subject_id": {"type": "string", "maxLength": 128},
+                            "group_id": {"type": "string", "maxLength": 128},
+                            "name": {"type": "string", "maxLength": 200},
+                        },
+                    }
+                ),
+                "responses": {
+                    "201": _json_response("the chat, with members and pending", _CHAT_REF),
+                    **_CHAT_REFUSALS,
+                    "409": _err("chat_exists: the body's chat_id names it"),
+                },
+            }
+        },
+        "/journal/v1/subject-chats/{chat_id}": {
+            "parameters": [_CHAT_ID],
+            "get": {
+                "operationId": "getSubjectChat",
+                "summary": "One subject chat",
+                "responses": {"200": _json_response("the chat", _CHAT_REF), **_CHAT_REFUSALS},
+            },
+            "patch": {
+                "operationId": "renameSubjectChat",
+                "summary": "Rename a subject chat",
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string", "maxLength": 200}},
+                    }
+                ),
+                "responses": {"200": _json_response("the chat", _CHAT_REF), **_CHAT_REFUSALS},
+            },
+            "delete": {
+                "operationId": "deleteSubjectChat",
+                "summary": "Everyone leaves; the messages stay as history",
+                "responses": {
+                    "200": _json_response(
+                        "deleted",
+                        {"type": "object", "properties": {"deleted": {"type": "boolean"}}},
+                    ),
+                    **_CHAT_REFUSALS,
+                },
+            },
+        },
+        "/journal/v1/subject-chats/{chat_id}/members": {
+            "parameters": [_CHAT_ID],
+            "post": {
+                "operationId": "editSubjectChatMembers",
+                "summary": "Add or remove accounts by hand; kept across reconciliations",
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "add": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+                            "remove": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "maxItems": 1000,
+                            },
+                        },
+                    }
+                ),
+                "responses": {"200": _json_response("the chat", _CHAT_REF), **_CHAT_REFUSALS},
+            },
+        },
         "/journal/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",

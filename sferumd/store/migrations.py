@@ -158,7 +158,8 @@ MIGRATIONS: list[str] = [
         subject_id TEXT,
         group_id TEXT,
         teacher_id TEXT,
-        name TEXT,
+        name TEXT,  -- the journal's choice (subject chats)
+        applied_name TEXT,  -- what reconciliation last named the room
         added TEXT NOT NULL DEFAULT '[]',  -- user ids added by hand (subject chats)
         removed TEXT NOT NULL DEFAULT '[]',  -- user ids removed by hand
         created_ts INTEGER NOT NULL,

@@ -14,7 +14,7 @@ from sferumd.store.sqlite import SqliteStore
 
 CHAT_COLUMNS = (
     "journal_id, chat_key, kind, class_id, room_id, subject_id, group_id, teacher_id, name,"
-    " added, removed, created_ts, deleted_ts, archived_ts"
+    " applied_name, added, removed, created_ts, deleted_ts, archived_ts"
 )
 
 
@@ -28,8 +28,8 @@ class EntityRow:
 
 def _chat(row: Sequence[object]) -> JournalChat:
     values = list(row)
-    values[9] = tuple(json.loads(str(values[9])))
     values[10] = tuple(json.loads(str(values[10])))
+    values[11] = tuple(json.loads(str(values[11])))
     return JournalChat(*values)  # type: ignore[arg-type]
 
 
@@ -92,7 +92,7 @@ class RosterStore:
         def write(cur: sqlite3.Cursor) -> None:
             cur.execute(
                 f"INSERT OR REPLACE INTO journal_chats ({CHAT_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     chat.journal_id,
                     chat.chat_key,
@@ -103,6 +103,7 @@ class RosterStore:
                     chat.group_id,
                     chat.teacher_id,
                     chat.name,
+                    chat.applied_name,
                     json.dumps(sorted(chat.added)),
                     json.dumps(sorted(chat.removed)),
                     chat.created_ts,

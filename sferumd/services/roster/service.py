@@ -109,7 +109,7 @@ class _Journal:
     reconciling: asyncio.Lock = field(default_factory=asyncio.Lock)
     wanted: int = 0  # reconciliations asked for
     done: int = 0  # ... and the request number the last finished run covered
-    pending: dict[str, frozenset[str]] = field(default_factory=dict)  # chat key -> accounts
+    desired: Mapping[rc.ChatKey, rc.DesiredChat] = field(default_factory=dict)  # last run's
     warnings: tuple[rc.BindingWarning, ...] = ()
 
 
@@ -128,10 +128,15 @@ class RosterService:
         return j
 
     async def load(self) -> None:
-        for journal_id in await self.store.journals_with_rosters():
+        """Rebuilds every roster, then reconciles: a delivery committed just before a crash
+        gets its chats now, and the journal API has what the chats should be at once."""
+        journal_ids = await self.store.journals_with_rosters()
+        for journal_id in journal_ids:
             state = self._journal(journal_id).state
             for row in await self.store.entities(journal_id):
                 state.apply(_change(row))
+        for journal_id in journal_ids:
+            await self.reconcile(journal_id)
 
     def state(self, journal_id: str) -> RosterState:
         return self._journal(journal_id).state
@@ -263,11 +268,12 @@ class RosterService:
         chats = {c.chat_key: c for c in await self.store.chats(journal_id)}
         links = await self.store.journal_links(journal_id)
         bindings = [
-            _binding(c) for c in chats.values() if c.kind == "subject" and c.deleted_ts is None
+            _binding(c, links)
+            for c in chats.values()
+            if c.kind == "subject" and c.deleted_ts is None
         ]
         want = rc.desired(j.state.live, links, bindings)
-        j.pending = {str(k): d.pending for k, d in want.chats.items()}
-        j.warnings = want.warnings
+        j.desired, j.warnings = want.chats, want.warnings
         actual = {}
         for c in chats.values():
             if c.room_id is not None and c.archived_ts is None:
@@ -293,7 +299,7 @@ class RosterService:
             for u in room.joined
             if u != owner and (u in desired or room.state[(MEMBER, u)].sender == owner)
         }
-        return rc.ActualChat(key, chat.name or "", members)
+        return rc.ActualChat(key, chat.applied_name or "", members)
 
     async def _carry_out(
         self,
@@ -315,7 +321,7 @@ class RosterService:
             room_id = rooms[key]
             if isinstance(action, rc.Rename):
                 writes.append(self.rooms.put_name(room_id, owner, action.name))
-                chats[key] = replace(chats[key], name=action.name)
+                chats[key] = replace(chats[key], applied_name=action.name)
                 writes.append(self.store.put_chat(chats[key]))
             elif isinstance(action, rc.Join):
                 _add(writes, self.rooms.put_member(room_id, owner, action.user_id, True, "roster"))
@@ -342,9 +348,9 @@ class RosterService:
         (its history stays), else a new one."""
         owner = owner_of(journal_id)
         if known is not None and known.room_id is not None:
-            if known.name != chat.name:
+            if known.applied_name != chat.name:
                 writes.append(self.rooms.put_name(known.room_id, owner, chat.name))
-            return replace(known, name=chat.name, archived_ts=None)
+            return replace(known, applied_name=chat.name, archived_ts=None)
         about = {"kind": chat.kind, "journal_id": journal_id, "class_id": chat.class_id}
         if chat.subject_id is not None:
             about["subject_id"] = chat.subject_id
@@ -353,12 +359,13 @@ class RosterService:
         base = known or JournalChat(
             journal_id, str(chat.key), chat.kind, chat.class_id, created_ts=_now_ms()
         )
-        return replace(base, room_id=room_id, name=chat.name, archived_ts=None)
+        return replace(base, room_id=room_id, applied_name=chat.name, archived_ts=None)
 
     # -- reads for the journal API -----------------------------------------------------------
 
-    def pending(self, journal_id: str, chat_key: str) -> frozenset[str]:
-        return self._journal(journal_id).pending.get(chat_key, frozenset())
+    def desired(self, journal_id: str) -> Mapping[rc.ChatKey, rc.DesiredChat]:
+        """The chats the last reconciliation wanted, with members and pending accounts."""
+        return self._journal(journal_id).desired
 
 
 def _add(writes: list[Awaitable[Any]], write: Awaitable[Event] | None) -> None:
@@ -380,7 +387,9 @@ def _dangling(index: int, change: Upsert, ref: str) -> dict[str, Any]:
     }
 
 
-def _binding(chat: JournalChat) -> rc.SubjectChat:
+def _binding(chat: JournalChat, links: Mapping[str, str]) -> rc.SubjectChat:
+    """A subject chat for reconciliation. The journal edits membership by account; an added
+    account counts once it is linked."""
     assert chat.subject_id is not None and chat.teacher_id is not None
     return rc.SubjectChat(
         rc.ChatKey.parse(chat.chat_key).ref,
@@ -389,6 +398,6 @@ def _binding(chat: JournalChat) -> rc.SubjectChat:
         chat.teacher_id,
         chat.group_id,
         chat.name or "",
-        frozenset(chat.added),
-        frozenset(chat.removed),
+        frozenset(links[a] for a in chat.added if a in links),
+        frozenset(links[a] for a in chat.removed if a in links),
     )
