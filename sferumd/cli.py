@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from sferumd import config, logs
+from sferumd import cli_journal, config, logs
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--data-dir", required=True)
     journal.add_argument("--name", required=True)
     journal.add_argument("--webhook-url", help="where link and unlink webhooks are POSTed")
+    cli_journal.add_parser(sub)
     return p
 
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "journal":
+        return cli_journal.run(args)
     if args.admin_command == "add-journal":
         return _add_journal(args)
     return _add_user(args)

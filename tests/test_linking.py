@@ -352,6 +352,7 @@ async def test_openapi_lists_every_route(daemon) -> None:  # type: ignore[no-unt
         ("/journal/v1/openapi.json", "get"),
         ("/journal/v1/events", "post"),
         ("/journal/v1/snapshot", "post"),
+        ("/journal/v1/oneroster", "post"),
         ("/journal/v1/accounts/{account_id}/chats", "get"),
         ("/journal/v1/subject-chats", "post"),
         ("/journal/v1/subject-chats/{chat_id}", "get"),

@@ -91,7 +91,9 @@ def build_daemon(settings: Settings) -> Daemon:
     )
     j = settings.journal
     roster_store = RosterStore(store)
-    roster = RosterService(roster_store, rooms, j.max_changes, j.max_snapshot_entities)
+    roster = RosterService(
+        roster_store, rooms, j.max_changes, j.max_snapshot_entities, 4 * j.max_body_bytes
+    )
     # Linking changes who is in the journal's chats: reconcile before answering the person.
     linking = LinkingService(store, j, on_change=roster.reconcile)
     return Daemon(

@@ -324,6 +324,37 @@ _DOC: dict[str, Any] = {
                 },
             },
         ),
+        "/journal/v1/oneroster": {
+            "post": {
+                "operationId": "importOneRoster",
+                "summary": "A OneRoster 1.2 CSV zip (bulk or delta); bulk files act as a snapshot",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/zip": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": (
+                            "what the import did; with Accept: application/x-ndjson, progress"
+                            " lines {progress: {phase, done, total}} then {result} or {error}"
+                        ),
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Outcome"}
+                            },
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_REFUSALS,
+                    "400": _err(
+                        "bad_zip, too_many_members, too_large, bad_encoding, bad_manifest,"
+                        " missing_file, bad_csv or missing_columns"
+                    ),
+                },
+            }
+        },
         "/journal/v1/accounts/{account_id}/chats": {
             "parameters": [_ACCOUNT],
             "get": {

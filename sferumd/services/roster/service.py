@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,6 +33,7 @@ from sferumd.services.roster.changes import (
     parse_batch,
 )
 from sferumd.services.roster.model import KINDS, Change, Delete, Upsert
+from sferumd.services.roster.oneroster import OneRosterError, RowError, import_oneroster
 from sferumd.services.roster.state import RosterState
 from sferumd.store.roster import EntityRow, RosterStore
 
@@ -114,11 +115,19 @@ class _Journal:
 
 
 class RosterService:
-    def __init__(self, store: RosterStore, rooms: RoomService, max_changes: int, max_snapshot: int):
+    def __init__(
+        self,
+        store: RosterStore,
+        rooms: RoomService,
+        max_changes: int,
+        max_snapshot: int,
+        max_import_bytes: int,
+    ):
         self.store = store
         self.rooms = rooms
         self.max_changes = max_changes
         self.max_snapshot = max_snapshot
+        self.max_import_bytes = max_import_bytes  # uncompressed size of a OneRoster zip
         self._journals: dict[str, _Journal] = {}
 
     def _journal(self, journal_id: str) -> _Journal:
@@ -208,6 +217,44 @@ class RosterService:
             await self._apply(journal.journal_id, j, [(-1, d) for d in deletes], outcome)
         await self.reconcile(journal.journal_id)
         return outcome.to_json()
+
+    async def import_oneroster(
+        self,
+        journal: Journal,
+        data: bytes,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """A OneRoster CSV zip: its changes apply like a delivery, and for every kind its
+        bulk files cover, what they no longer list is deleted (like a snapshot).
+        ``progress(phase, done, total)`` is called from a worker thread while parsing."""
+        j = self._journal(journal.journal_id)
+        version = _now_ms()
+        on_rows = (lambda done, total: progress("rows", done, total)) if progress else None
+        async with j.lock:
+            try:
+                # Parsing a big export takes a while: off the event loop. The lock keeps the
+                # roster it reads as ``base`` from changing meanwhile.
+                result = await asyncio.to_thread(
+                    import_oneroster,
+                    data,
+                    version=version,
+                    base=j.state.live,
+                    progress=on_rows,
+                    max_uncompressed=self.max_import_bytes,
+                )
+            except OneRosterError as exc:
+                raise AuthError(400, exc.code, exc.message) from None
+            outcome = Outcome(None, errors=[_row_error(e) for e in result.errors])
+            await self._apply(
+                journal.journal_id, j, list(enumerate(result.changes)), outcome, commit=False
+            )
+            deletes = j.state.snapshot_deletes(result.present, version)
+            outcome.deactivated = len(deletes)
+            await self._apply(journal.journal_id, j, [(-1, d) for d in deletes], outcome)
+        if progress:
+            progress("reconcile", 0, 1)
+        await self.reconcile(journal.journal_id)
+        return {**outcome.to_json(), "rows": result.counts.get("rows", 0)}
 
     async def apply_changes(
         self, journal_id: str, changes: Sequence[Change], delivery_id: str | None = None
@@ -371,6 +418,10 @@ class RosterService:
 def _add(writes: list[Awaitable[Any]], write: Awaitable[Event] | None) -> None:
     if write is not None:
         writes.append(write)
+
+
+def _row_error(err: RowError) -> dict[str, Any]:
+    return {"file": err.file, "line": err.line, "code": err.code, "message": err.message}
 
 
 def _sourced_id(change: Change) -> str:
