@@ -35,7 +35,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
-	$(BIN)/sferumd serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
+	$(BIN)/sferumd serve --data-dir $(DATA) --host $(HOST) --port $(PORT) --demo
 
 test: install-test
 	$(BIN)/ruff check .
@@ -47,6 +47,7 @@ bench: install-test
 	$(BIN)/python -m bench.fanout --json
 	$(BIN)/python -m bench.resume --json
 	$(BIN)/python -m bench.idle --json
+	$(BIN)/python -m bench.roster --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,6 +23,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks one)")
     serve.add_argument("--config", type=Path, help="TOML settings file")
+    serve.add_argument(
+        "--demo", action="store_true", help="load the demo school once listening (make run)"
+    )
+    demo = sub.add_parser(
+        "demo", help="load the demo school into a running daemon and print sign-in hints"
+    )
+    demo.add_argument("--server", default="http://127.0.0.1:8080", help="the daemon's address")
+    demo.add_argument("--data-dir", default="./data", help="the daemon's data directory")
 
     admin = sub.add_parser("admin", help="operator commands")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
@@ -47,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "journal":
         return cli_journal.run(args)
+    if args.command == "demo":
+        return _demo(args)
     if args.admin_command == "add-journal":
         return _add_journal(args)
     return _add_user(args)
@@ -61,7 +71,25 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"sferumd: bad settings: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.server.log_level)
-    return run(settings)
+    return run(settings, demo=args.demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from clients.journal import JournalError
+    from sferumd.demo_loader import hints_text, load_demo
+
+    try:
+        loaded = asyncio.run(load_demo(args.server, Path(args.data_dir)))
+    except JournalError as err:
+        print(f"sferumd: the daemon refused the demo: {err}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"sferumd: can't reach {args.server}: {exc}", file=sys.stderr)
+        return 1
+    print(hints_text(loaded, args.server))
+    return 0
 
 
 def _add_user(args: argparse.Namespace) -> int:

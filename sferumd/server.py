@@ -23,7 +23,7 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, demo: bool = False) -> int:
     raise_fd_limit()
     app = create_app(settings)
     daemon = app[DAEMON]
@@ -39,6 +39,8 @@ async def serve(settings: Settings) -> int:
         address = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         log.info("listening", extra={"address": address})
         print(f"sferumd listening on {address}", flush=True)
+    if demo:
+        daemon.spawn(_demo(address, settings, daemon.stopped))
     await daemon.stopped.wait()
     log.info("stopping")
     await runner.cleanup()
@@ -47,11 +49,25 @@ async def serve(settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def run(settings: Settings) -> int:
+async def _demo(address: str, settings: Settings, stopped: asyncio.Event) -> None:
+    """Loads the demo school through the daemon's own journal API and prints how to sign in;
+    a failure stops the daemon (``make run`` promises a demo school)."""
+    from sferumd.demo_loader import hints_text, load_demo
+
+    try:
+        loaded = await load_demo(address, settings.data_path)
+    except Exception:
+        log.exception("demo school failed to load")
+        stopped.set()
+        return
+    print(hints_text(loaded, address), flush=True)
+
+
+def run(settings: Settings, demo: bool = False) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
-        return asyncio.run(serve(settings))
+        return asyncio.run(serve(settings, demo))
     if sys.version_info >= (3, 12):
-        return asyncio.run(serve(settings), loop_factory=uvloop.new_event_loop)
-    return uvloop.run(serve(settings))
+        return asyncio.run(serve(settings, demo), loop_factory=uvloop.new_event_loop)
+    return uvloop.run(serve(settings, demo))

@@ -35,6 +35,7 @@ class Daemon:
     proc: subprocess.Popen[str] | None = None
     url: str = ""
     port: int = 0
+    args: list[str] = field(default_factory=list)  # more `sferumd serve` options
     _phones: int = field(default=0)
 
     def start(self, timeout: float = 20.0) -> None:
@@ -52,6 +53,7 @@ class Daemon:
         ]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
+        cmd += self.args
         with open(self.data_dir / "daemon.log", "a") as log:  # the child keeps its own fd
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.monotonic() + timeout
@@ -130,11 +132,13 @@ def write_config(path: Path, text: str) -> Path:
 def daemon_factory(tmp_path: Path) -> Iterator[type[Daemon]]:
     started: list[Daemon] = []
 
-    def make(config: str | None = None, name: str = "data") -> Daemon:
+    def make(
+        config: str | None = None, name: str = "data", args: list[str] | None = None
+    ) -> Daemon:
         data = tmp_path / name
         data.mkdir(exist_ok=True)
         cfg = write_config(tmp_path / f"{name}.toml", config) if config else None
-        d = Daemon(data, cfg)
+        d = Daemon(data, cfg, args=args or [])
         d.start()
         started.append(d)
         return d
