@@ -165,7 +165,7 @@ class RosterService:
                 return {**json.loads(seen), "duplicate": True}
             outcome = Outcome(batch.delivery_id, errors=[_error_json(e) for e in batch.errors])
             await self._apply(journal.journal_id, j, batch.changes, outcome)
-        await self.reconcile(journal.journal_id)
+        await self._reconcile_if_changed(journal.journal_id, outcome)
         return outcome.to_json()
 
     async def snapshot(self, journal: Journal, body: object) -> dict[str, Any]:
@@ -215,7 +215,7 @@ class RosterService:
             deletes = j.state.snapshot_deletes(present, version)
             outcome.deactivated = len(deletes)
             await self._apply(journal.journal_id, j, [(-1, d) for d in deletes], outcome)
-        await self.reconcile(journal.journal_id)
+        await self._reconcile_if_changed(journal.journal_id, outcome)
         return outcome.to_json()
 
     async def import_oneroster(
@@ -297,6 +297,12 @@ class RosterService:
         await self.store.save_delivery(journal_id, outcome.delivery_id, rows, summary, _now_ms())
 
     # -- reconciliation --------------------------------------------------------------------
+
+    async def _reconcile_if_changed(self, journal_id: str, outcome: Outcome) -> None:
+        # A delivery that changed nothing leaves the chats as they are. (One whose reconcile
+        # a crash cut short is finished by the reconcile at start-up.)
+        if outcome.applied or outcome.deactivated:
+            await self.reconcile(journal_id)
 
     async def reconcile(self, journal_id: str) -> None:
         """Brings the journal's managed chats to what roster, links and bindings ask for.
