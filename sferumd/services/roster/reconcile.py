@@ -405,14 +405,25 @@ def _subject_chat(
     return _chat(b.key, b.name, b.class_id, b.subject_id, audience, links)
 
 
+RosterIndex = _Roster
+
+
+def index(live: Mapping[str, Mapping[str, Entity]]) -> RosterIndex:
+    """The roster indexed for ``desired``; reusable until the roster changes (links and
+    bindings don't touch it), which makes reconciling after a link cheap."""
+    return _index(live)
+
+
 def desired(
     live: Mapping[str, Mapping[str, Entity]],
     links: Mapping[AccountId, UserId],
     bindings: Iterable[SubjectChat],
     names: ChatNamer = chat_name,
+    roster: RosterIndex | None = None,
 ) -> Desired:
-    """The journal-bound chats the roster calls for, with their admins, members and pending."""
-    roster = _index(live)
+    """The journal-bound chats the roster calls for, with their admins, members and pending.
+    ``roster``, if given, must be ``index(live)`` of this same ``live``."""
+    roster = roster if roster is not None else _index(live)
     chats: dict[ChatKey, DesiredChat] = {}
     for class_id in roster.classes:
         chats.update((c.key, c) for c in _class_chats(roster, class_id, links, names))

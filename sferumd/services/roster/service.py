@@ -110,6 +110,7 @@ class _Journal:
     reconciling: asyncio.Lock = field(default_factory=asyncio.Lock)
     wanted: int = 0  # reconciliations asked for
     done: int = 0  # ... and the request number the last finished run covered
+    index: rc.RosterIndex | None = None  # of ``state``; dropped whenever the roster changes
     desired: Mapping[rc.ChatKey, rc.DesiredChat] = field(default_factory=dict)  # last run's
     warnings: tuple[rc.BindingWarning, ...] = ()
 
@@ -283,6 +284,7 @@ class RosterService:
             result = j.state.apply(change)
             if result == "applied":
                 outcome.applied += 1
+                j.index = None
                 rows.append(_row(change))
                 if isinstance(change, Upsert):
                     for ref in j.state.dangling(change.entity):
@@ -325,7 +327,9 @@ class RosterService:
             for c in chats.values()
             if c.kind == "subject" and c.deleted_ts is None
         ]
-        want = rc.desired(j.state.live, links, bindings)
+        if j.index is None:
+            j.index = rc.index(j.state.live)
+        want = rc.desired(j.state.live, links, bindings, roster=j.index)
         j.desired, j.warnings = want.chats, want.warnings
         actual = {}
         for c in chats.values():
