@@ -223,12 +223,20 @@ _DOC: dict[str, Any] = {
                                 "additionalProperties": False,
                                 "required": ["account_id", "role", "school_id"],
                                 "properties": {
-                                    "account_id": {"type": "string", "maxLength": 128},
+                                    "account_id": {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": 128,
+                                    },
                                     "role": {
                                         "type": "string",
                                         "enum": ["teacher", "student", "parent"],
                                     },
-                                    "school_id": {"type": "string", "maxLength": 128},
+                                    "school_id": {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": 128,
+                                    },
                                     "school_name": {"type": "string", "maxLength": 200},
                                     "display_name": {"type": "string", "maxLength": 200},
                                 },
@@ -302,7 +310,7 @@ _DOC: dict[str, Any] = {
                 "additionalProperties": False,
                 "required": ["delivery_id", "changes"],
                 "properties": {
-                    "delivery_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "delivery_id": {"type": "string", "pattern": "^[!-~]{1,128}$"},
                     "changes": {"type": "array", "items": {"$ref": "#/components/schemas/Change"}},
                 },
             },
@@ -315,8 +323,8 @@ _DOC: dict[str, Any] = {
                 "additionalProperties": False,
                 "required": ["delivery_id", "version", "entities"],
                 "properties": {
-                    "delivery_id": {"type": "string", "minLength": 1, "maxLength": 128},
-                    "version": {"type": "integer", "minimum": 0},
+                    "delivery_id": {"type": "string", "pattern": "^[!-~]{1,128}$"},
+                    "version": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
                     "entities": {
                         "type": "array",
                         "items": {"$ref": "#/components/schemas/Change"},
@@ -417,7 +425,9 @@ _DOC: dict[str, Any] = {
                         "type": "object",
                         "additionalProperties": False,
                         "required": ["name"],
-                        "properties": {"name": {"type": "string", "maxLength": 200}},
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1, "maxLength": 200}
+                        },
                     }
                 ),
                 "responses": {"200": _json_response("the chat", _CHAT_REF), **_CHAT_REFUSALS},

@@ -14,6 +14,7 @@ from typing import Any
 from sferumd import ids
 from sferumd.model import CHAT, Journal, JournalChat
 from sferumd.services.auth import AuthError, invalid_field
+from sferumd.services.linking import check_account_id
 from sferumd.services.rooms import RoomService
 from sferumd.services.roster import reconcile as rc
 from sferumd.services.roster.changes import InvalidEntity, check_id, check_name
@@ -264,6 +265,7 @@ class JournalChats:
     async def of_account(self, journal: Journal, account_id: str, base_url: str) -> dict[str, Any]:
         """The chats an account is in (or will be in once it links), and, once linked, the
         other chats its person joined by hand (type ``other``)."""
+        account_id = check_account_id(account_id)
         links = await self.store.journal_links(journal.journal_id)
         user = links.get(account_id)
         desired = self.roster.desired(journal.journal_id)
