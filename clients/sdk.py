@@ -23,6 +23,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 # Ops that are safe to send again after a reconnect (reads, joins, and writes with a txn).
 RETRY_SAFE = frozenset(
     {"ping", "rooms", "members", "history", "presence", "join", "send", "state", "redact", "read"}
+    | {"set_closed", "knocks", "report", "reports"}
+    | {"edit", "edits", "react", "reactions", "pin", "unpin", "forward"}
+    | {"poll", "vote", "close_poll", "poll_results"}  # a vote is the same choice again
+    | {"call_get", "call_join", "call_media", "call_hand", "whiteboard"}  # calls: idempotent
 )
 # Close codes after which reconnecting cannot help.
 FATAL_CLOSES = frozenset({CloseCode.AUTH_TIMEOUT, CloseCode.DEVICE_REVOKED, CloseCode.UNSUPPORTED})
@@ -289,11 +294,19 @@ class Client:
         content: dict[str, Any] | None = None,
         type: str = "message",
         txn: str | None = None,
+        reply_to: str | None = None,
+        mentions: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Send a message; returns the stored event (the original one for a repeated txn)."""
+        """Send a message; returns the stored event (the original one for a repeated txn).
+        ``reply_to``: an event id of a message in the room; ``mentions``: members' user ids,
+        who get a ``mention`` push."""
         content = dict(content or {})
         if body is not None:
             content["body"] = body
+        if reply_to is not None:
+            content["reply_to"] = reply_to
+        if mentions is not None:
+            content["mentions"] = mentions
         txn = txn or uuid.uuid4().hex
         result = await self.request(
             "send",
@@ -311,9 +324,15 @@ class Client:
         topic: str | None = None,
         join_rule: str | None = None,
         invite: list[str] | None = None,
+        closed: bool | None = None,
     ) -> str:
         result = await self.request(
-            "create_room", name=name, topic=topic, join_rule=join_rule, invite=invite
+            "create_room",
+            name=name,
+            topic=topic,
+            join_rule=join_rule,
+            invite=invite,
+            closed=closed,
         )
         return result["room_id"]  # type: ignore[no-any-return]
 
@@ -324,6 +343,21 @@ class Client:
         self, room_id: str, *, before: int | None = None, limit: int | None = None
     ) -> dict[str, Any]:
         return await self.request("history", room_id=room_id, before=before, limit=limit)  # type: ignore[no-any-return]
+
+    async def search(
+        self,
+        query: str,
+        *,
+        room_id: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Messages you were delivered that match the words of ``query`` (any text), newest
+        first: ``{"results": [{"event", "snippet"?}, ...], "next": POS or None}``; pass
+        ``next`` as ``before`` for the next page."""
+        return await self.request(  # type: ignore[no-any-return]
+            "search", query=query, room_id=room_id, before=before, limit=limit
+        )
 
     async def backfill(
         self, room_id: str, after: int, before: int, page: int = 500
@@ -386,8 +420,319 @@ class Client:
     async def read(self, room_id: str, pos: int) -> None:
         await self.request("read", room_id=room_id, pos=pos)
 
+    # -- files (see "Files (HTTP)" in PROTOCOL.md) -------------------------------------------
+
+    @property
+    def http_url(self) -> str:
+        """The daemon's HTTP base address (the websocket's, without /v1/ws)."""
+        return self.url.removesuffix("/v1/ws").replace("ws", "http", 1)
+
+    async def upload(
+        self, path: str | Path, *, name: str | None = None, content_type: str | None = None
+    ) -> dict[str, Any]:
+        """Uploads a file; returns {"id", "name", "size", "type", "sha256", ...}."""
+        return await upload(self.http_url, self.token, path, name=name, content_type=content_type)
+
+    async def download(self, file_id: str, dest: str | Path, *, thumbnail: bool = False) -> Path:
+        """Saves a file (or its thumbnail) to ``dest``, or into it if it is a directory."""
+        return await download(self.http_url, self.token, file_id, dest, thumbnail=thumbnail)
+
+    async def send_file(
+        self,
+        room_id: str,
+        path: str | Path,
+        body: str | None = None,
+        *,
+        txn: str | None = None,
+    ) -> dict[str, Any]:
+        """Uploads a file and sends it as a message (``body`` defaults to the file's name);
+        returns the stored event, whose ``content.file`` the server filled in."""
+        info = await self.upload(path)
+        content = {"body": info["name"] if body is None else body, "file": {"id": info["id"]}}
+        return await self.send(room_id, content=content, txn=txn)
+
     async def presence(self, user_ids: list[str]) -> dict[str, str]:
         return (await self.request("presence", user_ids=user_ids))["presence"]  # type: ignore[no-any-return]
+
+    # -- chats: closed setting, requests to join, moderation (see "Closed chats" in PROTOCOL.md)
+
+    async def set_closed(self, room_id: str, closed: bool = True) -> dict[str, Any]:
+        """Closes (only admins invite, rename, pin) or opens the chat; the power-levels event."""
+        return await self._event_op("set_closed", room_id=room_id, closed=closed)
+
+    async def knocks(self, room_id: str) -> list[dict[str, Any]]:
+        """Pending requests to join (made through links that need approval)."""
+        return (await self.request("knocks", room_id=room_id))["knocks"]  # type: ignore[no-any-return]
+
+    async def accept_knock(self, room_id: str, user_id: str) -> dict[str, Any]:
+        return await self._event_op("accept_knock", room_id=room_id, user_id=user_id)
+
+    async def refuse_knock(
+        self, room_id: str, user_id: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        return await self._event_op("refuse_knock", room_id=room_id, user_id=user_id, reason=reason)
+
+    async def mute(
+        self, room_id: str, user_id: str, duration_s: int | None = None
+    ) -> dict[str, Any]:
+        """Mutes a member for ``duration_s`` seconds (None: until unmuted)."""
+        return await self._event_op("mute", room_id=room_id, user_id=user_id, duration_s=duration_s)
+
+    async def unmute(self, room_id: str, user_id: str) -> dict[str, Any]:
+        return await self._event_op("unmute", room_id=room_id, user_id=user_id)
+
+    async def report(
+        self, room_id: str, event_id: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Reports a message to the chat's admins: {"reported": true, "new": bool}."""
+        return await self.request("report", room_id=room_id, event_id=event_id, reason=reason)  # type: ignore[no-any-return]
+
+    async def reports(self, room_id: str) -> list[dict[str, Any]]:
+        return (await self.request("reports", room_id=room_id))["reports"]  # type: ignore[no-any-return]
+
+    # -- rich messages (see "Rich messages" in PROTOCOL.md) ------------------------------
+
+    async def edit(
+        self, room_id: str, event_id: str, body: str, txn: str | None = None
+    ) -> dict[str, Any]:
+        """Replaces the text of one of your messages; returns the ``edit`` event."""
+        return await self._event_op(
+            "edit", room_id=room_id, event_id=event_id, body=body, txn=txn or uuid.uuid4().hex
+        )
+
+    async def edits(self, room_id: str, event_id: str) -> list[dict[str, Any]]:
+        """A message's texts, first to newest: [{"event_id", "ts", "body"}, ...]."""
+        return (await self.request("edits", room_id=room_id, event_id=event_id))["versions"]  # type: ignore[no-any-return]
+
+    async def react(
+        self, room_id: str, event_id: str, key: str, txn: str | None = None
+    ) -> dict[str, Any]:
+        """Reacts to a message (one reaction per key: a repeat returns the first). To take it
+        back, ``redact`` the returned event."""
+        return await self._event_op(
+            "react", room_id=room_id, event_id=event_id, key=key, txn=txn or uuid.uuid4().hex
+        )
+
+    async def reactions(self, room_id: str, event_id: str) -> list[dict[str, Any]]:
+        """[{"key", "count", "users", "mine"}, ...]: ``mine`` is your reaction's event id."""
+        return (await self.request("reactions", room_id=room_id, event_id=event_id))[  # type: ignore[no-any-return]
+            "reactions"
+        ]
+
+    async def pin(self, room_id: str, event_id: str, txn: str | None = None) -> dict[str, Any]:
+        """Pins a message; returns the room's ``pins`` state event."""
+        return await self._event_op(
+            "pin", room_id=room_id, event_id=event_id, txn=txn or uuid.uuid4().hex
+        )
+
+    async def unpin(self, room_id: str, event_id: str, txn: str | None = None) -> dict[str, Any]:
+        return await self._event_op(
+            "unpin", room_id=room_id, event_id=event_id, txn=txn or uuid.uuid4().hex
+        )
+
+    async def forward(
+        self, from_room: str, event_id: str, to_room: str, txn: str | None = None
+    ) -> dict[str, Any]:
+        """Copies a message you could see into another room; returns the copy."""
+        return await self._event_op(
+            "forward",
+            from_room=from_room,
+            event_id=event_id,
+            to_room=to_room,
+            txn=txn or uuid.uuid4().hex,
+        )
+
+    async def create_poll(
+        self,
+        room_id: str,
+        question: str,
+        options: list[str],
+        *,
+        multiple: bool = False,
+        anonymous: bool = False,
+        txn: str | None = None,
+    ) -> dict[str, Any]:
+        """Posts a poll; returns its message event."""
+        return await self._event_op(
+            "poll",
+            room_id=room_id,
+            question=question,
+            options=options,
+            multiple=multiple or None,
+            anonymous=anonymous or None,
+            txn=txn or uuid.uuid4().hex,
+        )
+
+    async def vote(self, room_id: str, event_id: str, choices: list[int]) -> dict[str, Any]:
+        """Votes (replacing your earlier vote); returns the results, as ``poll_results``."""
+        return await self.request("vote", room_id=room_id, event_id=event_id, choices=choices)  # type: ignore[no-any-return]
+
+    async def close_poll(
+        self, room_id: str, event_id: str, txn: str | None = None
+    ) -> dict[str, Any]:
+        return await self._event_op(
+            "close_poll", room_id=room_id, event_id=event_id, txn=txn or uuid.uuid4().hex
+        )
+
+    async def poll_results(self, room_id: str, event_id: str) -> dict[str, Any]:
+        """{"counts", "total_voters", "closed", "mine", "voters" (not anonymous polls), ...}."""
+        return await self.request("poll_results", room_id=room_id, event_id=event_id)  # type: ignore[no-any-return]
+
+    # -- calls (PROTOCOL.md "Calls"): online lessons, calls in chats, breakout rooms --------
+
+    async def call_start(self, room_id: str) -> dict[str, Any]:
+        """Start a call in a chat (or get the one running there); returns its state."""
+        return (await self.request("call_start", room_id=room_id))["call"]  # type: ignore[no-any-return]
+
+    async def call_join(self, call_id: str, offer: str | None = None) -> dict[str, Any]:
+        """``{"joined": bool (false: in the waiting room), "answer": SDP or None, "call"}``."""
+        return await self.request("call_join", call_id=call_id, offer=offer)  # type: ignore[no-any-return]
+
+    async def call_leave(self, call_id: str) -> None:
+        await self.request("call_leave", call_id=call_id)
+
+    async def call(self, call_id: str) -> dict[str, Any]:
+        """The call's state, as in the ``call`` push."""
+        return (await self.request("call_get", call_id=call_id))["call"]  # type: ignore[no-any-return]
+
+    async def call_media(self, call_id: str, kind: str, on: bool = True) -> None:
+        """Your microphone (audio), camera (video) or screen share on or off."""
+        await self.request("call_media", call_id=call_id, kind=kind, on=on)
+
+    async def raise_hand(self, call_id: str) -> list[str]:
+        return (await self.request("call_hand", call_id=call_id, raised=True))["hands"]  # type: ignore[no-any-return]
+
+    async def lower_hand(self, call_id: str, user_id: str | None = None) -> list[str]:
+        """Your hand, or (admins) someone else's; returns the hands still up, in order."""
+        result = await self.request("call_hand", call_id=call_id, raised=False, user_id=user_id)
+        return result["hands"]  # type: ignore[no-any-return]
+
+    async def lower_hands(self, call_id: str) -> None:
+        await self.request("call_lower_hands", call_id=call_id)
+
+    async def call_permission(
+        self,
+        call_id: str,
+        capability: str,
+        allowed: bool | None,
+        user_id: str | None = None,
+        *,
+        reset_personal: bool | None = None,
+    ) -> dict[str, Any]:
+        """Grant (True), revoke (False) or forget (None) a capability for one user or, without
+        ``user_id``, for everyone (admins)."""
+        result = await self.request(
+            "call_permission",
+            call_id=call_id,
+            capability=capability,
+            allowed=allowed,
+            user_id=user_id,
+            reset_personal=reset_personal,
+        )
+        return result["permissions"]  # type: ignore[no-any-return]
+
+    async def call_mute(
+        self, call_id: str, user_id: str | None = None, *, force: bool = False
+    ) -> list[str]:
+        """Ask (or with ``force`` make) a user, or everyone, mute; returns whom it asked."""
+        result = await self.request(
+            "call_mute", call_id=call_id, user_id=user_id, force=force or None
+        )
+        return result["asked"]  # type: ignore[no-any-return]
+
+    async def call_remove(self, call_id: str, user_id: str) -> None:
+        await self.request("call_remove", call_id=call_id, user_id=user_id)
+
+    async def call_allow_back(self, call_id: str, user_id: str) -> None:
+        await self.request("call_allow_back", call_id=call_id, user_id=user_id)
+
+    async def call_admit(self, call_id: str, user_id: str | None = None) -> None:
+        """Let one user (or everyone) in from the waiting room."""
+        await self.request("call_admit", call_id=call_id, user_id=user_id)
+
+    async def call_refuse(self, call_id: str, user_id: str) -> None:
+        await self.request("call_refuse", call_id=call_id, user_id=user_id)
+
+    async def call_waiting_room(self, call_id: str, on: bool) -> None:
+        await self.request("call_waiting_room", call_id=call_id, on=on)
+
+    async def call_admin(self, call_id: str, user_id: str, admin: bool = True) -> None:
+        await self.request("call_admin", call_id=call_id, user_id=user_id, admin=admin)
+
+    async def call_end(self, call_id: str) -> None:
+        """End the call for everyone (admins)."""
+        await self.request("call_end", call_id=call_id)
+
+    async def breakout_plan(self, call_id: str, mode: str, **fields: Any) -> dict[str, Any]:
+        """``mode``: hand (``rooms``), random (``room_count``, ``seed``), groups
+        (``group_ids``) or self (``room_count``, ``capacity``); also ``names``,
+        ``duration_s``. Returns ``{"breakout", "skipped"}``."""
+        return await self.request("breakout_plan", call_id=call_id, mode=mode, **fields)  # type: ignore[no-any-return]
+
+    async def _breakout(self, op: str, **fields: Any) -> dict[str, Any]:
+        return await self.request(op, **fields)  # type: ignore[no-any-return]
+
+    async def breakout_start(self, call_id: str) -> dict[str, Any]:
+        return (await self._breakout("breakout_start", call_id=call_id))["breakout"]  # type: ignore[no-any-return]
+
+    async def breakout_move(self, call_id: str, user_id: str, room: str) -> dict[str, Any]:
+        """Move a user to a breakout room (``room``: its id, or ``main``)."""
+        result = await self._breakout("breakout_move", call_id=call_id, user_id=user_id, room=room)
+        return result["breakout"]  # type: ignore[no-any-return]
+
+    async def breakout_choose(self, call_id: str, room: str) -> dict[str, Any]:
+        result = await self._breakout("breakout_choose", call_id=call_id, room=room)
+        return result["breakout"]  # type: ignore[no-any-return]
+
+    async def breakout_visit(self, call_id: str, room: str) -> dict[str, Any]:
+        result = await self._breakout("breakout_visit", call_id=call_id, room=room)
+        return result["breakout"]  # type: ignore[no-any-return]
+
+    async def breakout_broadcast(self, call_id: str, text: str) -> int:
+        """A message to every room's chat; returns how many rooms it went to."""
+        result = await self._breakout("breakout_broadcast", call_id=call_id, text=text)
+        return result["rooms"]  # type: ignore[no-any-return]
+
+    async def breakout_extend(self, call_id: str, duration_s: int) -> dict[str, Any]:
+        result = await self._breakout("breakout_extend", call_id=call_id, duration_s=duration_s)
+        return result["breakout"]  # type: ignore[no-any-return]
+
+    async def breakout_close(self, call_id: str, *, immediate: bool = False) -> dict[str, Any]:
+        result = await self._breakout(
+            "breakout_close", call_id=call_id, immediate=immediate or None
+        )
+        return result["breakout"]  # type: ignore[no-any-return]
+
+    async def whiteboard_draw(
+        self, call_id: str, item: dict[str, Any], board: str | None = None
+    ) -> int:
+        """Draw on the board of your room (or, admins, ``board``); returns the item's seq."""
+        result = await self.request("whiteboard_draw", call_id=call_id, item=item, board=board)
+        return result["seq"]  # type: ignore[no-any-return]
+
+    async def whiteboard_clear(self, call_id: str, board: str | None = None) -> int:
+        result = await self.request("whiteboard_clear", call_id=call_id, board=board)
+        return result["seq"]  # type: ignore[no-any-return]
+
+    async def whiteboard(self, call_id: str, board: str | None = None) -> dict[str, Any]:
+        """What a board shows: ``{"board", "items", "next_seq", "cleared_seq"}``."""
+        return await self.request("whiteboard", call_id=call_id, board=board)  # type: ignore[no-any-return]
+
+    async def next_call_push(
+        self,
+        match: Any = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """The next ``call`` push (its value) for which ``match(value)`` is true; every push
+        before it, of any kind, is taken and dropped."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            push = await asyncio.wait_for(self._pushes.get(), left)
+            value = push.get("call")
+            if value is not None and (match is None or match(value)):
+                return value  # type: ignore[no-any-return]
 
     # -- pushes ----------------------------------------------------------------------------
 
@@ -512,3 +857,166 @@ async def unlink(server: str, token: str, journal_id: str, account_id: str) -> d
 
     path = f"/v1/links/{quote(journal_id, safe='')}/{quote(account_id, safe='')}"
     return await _http(server, "DELETE", path, token=token)  # type: ignore[no-any-return]
+
+
+# -- invite links and QR codes (see "Invite links (HTTP)" in PROTOCOL.md)
+
+
+def invite_code(url_or_code: str) -> str:
+    """The code of an invite URL (``https://host/join/CODE``), or the code itself."""
+    return url_or_code.strip().rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0].split("#", 1)[0]
+
+
+def _room_links_path(room_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"/v1/rooms/{quote(room_id, safe='')}/invite-links"
+
+
+async def create_invite_link(
+    server: str,
+    token: str,
+    room_id: str,
+    *,
+    expires_in_s: int | None = None,
+    max_uses: int | None = None,
+    approval: bool = False,
+) -> dict[str, Any]:
+    """A new link: {"link_id", "code", "url", "qr_png", "qr_svg", ...}; the code is shown
+    only now."""
+    body: dict[str, Any] = {"approval": approval}
+    if expires_in_s is not None:
+        body["expires_in_s"] = expires_in_s
+    if max_uses is not None:
+        body["max_uses"] = max_uses
+    return await _http(server, "POST", _room_links_path(room_id), token=token, body=body)  # type: ignore[no-any-return]
+
+
+async def invite_links(server: str, token: str, room_id: str) -> list[dict[str, Any]]:
+    """The chat's links that can still be used (codes are never shown again)."""
+    return (await _http(server, "GET", _room_links_path(room_id), token=token))["links"]  # type: ignore[no-any-return]
+
+
+async def revoke_invite_link(server: str, token: str, room_id: str, link_id: str) -> dict[str, Any]:
+    from urllib.parse import quote
+
+    path = f"{_room_links_path(room_id)}/{quote(link_id, safe='')}"
+    return await _http(server, "DELETE", path, token=token)  # type: ignore[no-any-return]
+
+
+async def invite_preview(server: str, url_or_code: str) -> dict[str, Any]:
+    """What a link leads to, without joining: {"name", "members", "approval"}."""
+    from urllib.parse import quote
+
+    path = "/v1/invites/" + quote(invite_code(url_or_code), safe="")
+    return await _http(server, "GET", path)  # type: ignore[no-any-return]
+
+
+async def join_by_link(server: str, token: str, url_or_code: str) -> dict[str, Any]:
+    """Joins by a link, or asks to (membership "knock") when it needs approval:
+    {"room_id", "membership", "event"}."""
+    from urllib.parse import quote
+
+    path = f"/v1/invites/{quote(invite_code(url_or_code), safe='')}/join"
+    return await _http(server, "POST", path, token=token)  # type: ignore[no-any-return]
+
+
+async def invite_qr(server: str, url_or_code: str, kind: str = "png") -> bytes:
+    """The QR code of a link as PNG or SVG bytes."""
+    from urllib.parse import quote
+
+    path = f"/v1/invites/{quote(invite_code(url_or_code), safe='')}/qr.{kind}"
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30.0)) as session,
+        session.get(server.rstrip("/") + path) as resp,
+    ):
+        data = await resp.read()
+        if resp.status >= 400:
+            err = await resp.json(content_type=None)
+            raise ClientError(err["error"]["code"], err["error"]["message"])
+    return data
+
+
+# -- files (see "Files (HTTP)" in PROTOCOL.md)
+
+
+def guess_type(path: str | Path) -> str:
+    """The media type a file's extension suggests (the server checks it against the bytes)."""
+    import mimetypes
+
+    return mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+
+
+async def _raise_for_error(resp: aiohttp.ClientResponse) -> None:
+    if resp.status >= 400:
+        data = await resp.json(content_type=None)
+        err = data.get("error", {}) if isinstance(data, dict) else {}
+        raise ClientError(err.get("code", f"http_{resp.status}"), err.get("message", ""))
+
+
+async def upload(
+    server: str,
+    token: str,
+    path: str | Path,
+    *,
+    name: str | None = None,
+    content_type: str | None = None,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Streams a file to ``POST /v1/files``; returns the server's record of it. The same
+    file uploaded again under the same name returns the same id."""
+    path = Path(path)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": content_type or guess_type(path),
+    }
+    params = {"name": name or path.name}
+    with open(path, "rb") as fh:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.post(
+                server.rstrip("/") + "/v1/files", data=fh, headers=headers, params=params
+            ) as resp,
+        ):
+            await _raise_for_error(resp)
+            return await resp.json()  # type: ignore[no-any-return]
+
+
+async def download(
+    server: str,
+    token: str,
+    file_id: str,
+    dest: str | Path,
+    *,
+    thumbnail: bool = False,
+    timeout: float = 600.0,
+) -> Path:
+    """Saves a file (or a picture's thumbnail) to ``dest``; into it, under the file's own
+    name, when ``dest`` is a directory. Written to a ``.part`` file first, then renamed."""
+    import os
+    from urllib.parse import quote
+
+    target = Path(dest)
+    path = "/v1/files/" + quote(file_id, safe="") + ("/thumbnail" if thumbnail else "")
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        session.get(
+            server.rstrip("/") + path, headers={"Authorization": f"Bearer {token}"}
+        ) as resp,
+    ):
+        await _raise_for_error(resp)
+        if target.is_dir():
+            # The server's name has no path in it; Path.name makes sure of that here too.
+            disposition = resp.content_disposition
+            name = Path(disposition.filename or "").name if disposition else ""
+            target = target / (name if name not in ("", ".", "..") else file_id)
+        part = target.with_name(target.name + ".part")
+        try:
+            with open(part, "wb") as fh:
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    fh.write(chunk)
+            os.replace(part, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+    return target

@@ -22,6 +22,32 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     MEMBERSHIP = "membership"  # the membership change is not possible from the current state
     BANNED = "banned"
+    MUTED = "muted"  # send while an admin's mute on you runs (see the mute op)
+    REDACTED = "redacted"  # editing, reacting to, pinning, forwarding a redacted message
+    POLL_CLOSED = "poll_closed"  # voting on (or closing) a poll that is closed
+    # Calls (services.calls; PROTOCOL.md "Calls"): why a join is refused ...
+    NOT_INVITED = "not_invited"
+    BLOCKED = "blocked"  # the journal blocked you for this lesson call
+    REMOVED = "removed"  # an admin put you out of the call (until they let you back)
+    REFUSED = "refused"  # an admin turned you away from the waiting room
+    CALL_CANCELLED = "call_cancelled"
+    CALL_ENDED = "call_ended"
+    NOT_OPEN_YET = "not_open_yet"  # the error also carries opens_at_ms
+    # ... and the other call rules.
+    CALL_STATE = "call_state"  # not allowed in the call's state (scheduled, running, ...)
+    NOT_JOINED = "not_joined"  # the person is not in the call right now
+    NOT_STAFF = "not_staff"  # only staff become co-admins
+    OWNER = "owner"  # the lesson's teacher is not demoted, restricted or removed
+    TARGET_IS_ADMIN = "target_is_admin"  # admins are not removed, muted or restricted
+    BREAKOUT_STATE = "breakout_state"  # not allowed in the breakout rooms' phase
+    NO_ROOMS = "no_rooms"
+    TOO_MANY_ROOMS = "too_many_rooms"  # over calls.max_breakout_rooms
+    UNKNOWN_PEOPLE = "unknown_people"  # people a plan places who may not be in the call
+    DUPLICATE_ASSIGNMENT = "duplicate_assignment"  # one person in two rooms
+    ADMIN_ASSIGNED = "admin_assigned"  # admins visit rooms, they are not assigned
+    ROOM_FULL = "room_full"
+    NOT_SELF_SELECT = "not_self_select"
+    BOARD_FULL = "board_full"  # calls.whiteboard_max_ops since the last clear
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
 

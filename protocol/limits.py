@@ -23,3 +23,17 @@ class Limits:
     sync_limit_default: int = 100
     sync_limit_max: int = 10_000
     typing_timeout_ms_max: int = 60_000
+    max_mute_s: int = 366 * 86_400  # mute duration_s
+    # Rich messages (protocol.rich, services.messages, services.polls).
+    max_mentions: int = 50  # content.mentions of a message
+    max_reaction_key_chars: int = 16  # a reaction key, in code points (a family emoji is 7)
+    max_reactions_per_user: int = 20  # different keys one user puts on one message
+    max_pins: int = 50  # pinned events of a room
+    max_poll_question_chars: int = 300
+    max_poll_options: int = 12
+    max_poll_option_chars: int = 100
+    # Message search (services.search).
+    max_search_query_chars: int = 500  # the search op's query
+    search_limit_max: int = 100  # hits in one search page
+    # Calls (services.calls): an SDP offer in call_join; the SFU reads what is inside.
+    max_sdp_chars: int = 32_000

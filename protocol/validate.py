@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from protocol import calls, rich
 from protocol import frames as f
 from protocol.codec import MSGPACK
 from protocol.errors import ErrorCode, ProtocolError
@@ -146,6 +147,8 @@ _txn = _string("max_txn_chars", TXN, "transaction id (printable ASCII, no spaces
 _reason = _string("max_reason_chars")
 _pos = _integer(0)
 
+_CALL = Field("call_id", calls.call_id)  # the first field of every call op
+
 SCHEMAS: dict[str, tuple[Field, ...]] = {
     "auth": (
         Field("token", _string("max_id_chars")),
@@ -158,6 +161,7 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
         Field("topic", _string("max_topic_chars"), False),
         Field("join_rule", _choice(*JOIN_RULES), False),
         Field("invite", _user_list, False),
+        Field("closed", _boolean, False),
     ),
     "rooms": (),
     "members": (Field("room_id", _room_id),),
@@ -207,6 +211,126 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
     "read": (Field("room_id", _room_id), Field("pos", _pos)),
     "presence": (Field("user_ids", _user_list),),
     "profiles": (Field("user_ids", _user_list),),
+    "set_closed": (Field("room_id", _room_id), Field("closed", _boolean)),
+    "knocks": (Field("room_id", _room_id),),
+    "accept_knock": (Field("room_id", _room_id), Field("user_id", _user_id)),
+    "refuse_knock": (
+        Field("room_id", _room_id),
+        Field("user_id", _user_id),
+        Field("reason", _reason, False),
+    ),
+    "mute": (
+        Field("room_id", _room_id),
+        Field("user_id", _user_id),
+        Field("duration_s", _integer(1, "max_mute_s"), False),
+    ),
+    "unmute": (Field("room_id", _room_id), Field("user_id", _user_id)),
+    "report": (
+        Field("room_id", _room_id),
+        Field("event_id", _event_id),
+        Field("reason", _reason, False),
+    ),
+    "reports": (Field("room_id", _room_id),),
+    # Rich messages: the rules of their texts are in protocol.rich.
+    "edit": (
+        Field("room_id", _room_id),
+        Field("event_id", _event_id),
+        Field("body", rich.edit_body),
+        Field("txn", _txn, False),
+    ),
+    "edits": (Field("room_id", _room_id), Field("event_id", _event_id)),
+    "react": (
+        Field("room_id", _room_id),
+        Field("event_id", _event_id),
+        Field("key", rich.reaction_key),
+        Field("txn", _txn, False),
+    ),
+    "reactions": (Field("room_id", _room_id), Field("event_id", _event_id)),
+    "pin": (Field("room_id", _room_id), Field("event_id", _event_id), Field("txn", _txn, False)),
+    "unpin": (Field("room_id", _room_id), Field("event_id", _event_id), Field("txn", _txn, False)),
+    "forward": (
+        Field("from_room", _room_id),
+        Field("event_id", _event_id),
+        Field("to_room", _room_id),
+        Field("txn", _txn, False),
+    ),
+    "poll": (
+        Field("room_id", _room_id),
+        Field("question", rich.poll_question),
+        Field("options", rich.poll_options),
+        Field("multiple", _boolean, False),
+        Field("anonymous", _boolean, False),
+        Field("txn", _txn, False),
+    ),
+    "vote": (
+        Field("room_id", _room_id),
+        Field("event_id", _event_id),
+        Field("choices", rich.vote_choices),
+    ),
+    "close_poll": (
+        Field("room_id", _room_id),
+        Field("event_id", _event_id),
+        Field("txn", _txn, False),
+    ),
+    "poll_results": (Field("room_id", _room_id), Field("event_id", _event_id)),
+    "search": (
+        Field("query", _string("max_search_query_chars")),
+        Field("room_id", _room_id, False),
+        Field("before", _pos, False),
+        Field("limit", _integer(1, "search_limit_max"), False),
+    ),
+    # Calls: the shapes here (protocol.calls), the call's own limits in services.calls.
+    "call_start": (Field("room_id", _room_id),),
+    "call_join": (_CALL, Field("offer", calls.sdp, False)),
+    "call_leave": (_CALL,),
+    "call_get": (_CALL,),
+    "call_media": (
+        _CALL,
+        Field("kind", _choice(*calls.MEDIA_KINDS)),
+        Field("on", _boolean),
+    ),
+    "call_hand": (_CALL, Field("raised", _boolean), Field("user_id", _user_id, False)),
+    "call_lower_hands": (_CALL,),
+    "call_permission": (
+        _CALL,
+        Field("capability", _choice(*calls.CAPABILITIES)),
+        Field("allowed", _boolean, False),
+        Field("user_id", _user_id, False),
+        Field("reset_personal", _boolean, False),
+    ),
+    "call_mute": (_CALL, Field("user_id", _user_id, False), Field("force", _boolean, False)),
+    "call_remove": (_CALL, Field("user_id", _user_id)),
+    "call_allow_back": (_CALL, Field("user_id", _user_id)),
+    "call_admit": (_CALL, Field("user_id", _user_id, False)),
+    "call_refuse": (_CALL, Field("user_id", _user_id)),
+    "call_waiting_room": (_CALL, Field("on", _boolean)),
+    "call_admin": (_CALL, Field("user_id", _user_id), Field("admin", _boolean)),
+    "call_end": (_CALL,),
+    "breakout_plan": (
+        _CALL,
+        Field("mode", _choice(*calls.PLAN_MODES)),
+        Field("rooms", calls.plan_rooms, False),
+        Field("room_count", _integer(0, hi=calls.MAX_PLAN_ROOMS), False),
+        Field("seed", _integer(0), False),
+        Field("group_ids", calls.group_ids, False),
+        Field("names", calls.room_names, False),
+        Field("duration_s", _integer(1, hi=calls.MAX_DURATION_S), False),
+        Field("capacity", _integer(0, hi=calls.MAX_PLAN_PEOPLE), False),
+    ),
+    "breakout_start": (_CALL,),
+    "breakout_move": (_CALL, Field("user_id", _user_id), Field("room", calls.room)),
+    "breakout_choose": (_CALL, Field("room", calls.room)),
+    "breakout_visit": (_CALL, Field("room", calls.room)),
+    "breakout_broadcast": (_CALL, Field("text", _string("max_body_chars"))),
+    "breakout_extend": (_CALL, Field("duration_s", _integer(1, hi=calls.MAX_DURATION_S))),
+    "breakout_close": (_CALL, Field("immediate", _boolean, False)),
+    "whiteboard_draw": (
+        _CALL,
+        Field("item", _content),  # what is in it: services.calls.whiteboard.parse_op
+        Field("board", calls.room, False),
+    ),
+    "whiteboard_clear": (_CALL, Field("board", calls.room, False)),
+    "whiteboard": (_CALL, Field("board", calls.room, False)),
 }
 assert SCHEMAS.keys() == f.OPS.keys()
 
@@ -255,6 +379,6 @@ def parse(frame: Any, limits: Limits) -> f.Envelope:
             continue
         try:
             values[fld.name] = fld.check(fld.name, frame[fld.name], limits)
-        except _Reject as rej:
+        except (_Reject, ProtocolError) as rej:  # protocol.rich raises ProtocolError
             raise ProtocolError(rej.code, rej.message, rid) from None
     return f.Envelope(rid, op, f.OPS[op](**values))

@@ -2,8 +2,8 @@
 
 Every limit is a named setting. The TOML file has one table per dataclass below
 (``[server]``, ``[store]``, ``[websocket]``, ``[limits]``, ``[auth]``,
-``[journal]``); an unknown key is an
-error, so a typo never silently keeps a default.
+``[journal]``, ``[chats]``, ``[files]``, ``[search]``, ``[calls]``, ``[debug]``); an unknown
+key is an error, so a typo never silently keeps a default.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from protocol.limits import Limits
+from sferumd.services import filetypes
+from sferumd.services.calls.settings import CallSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,56 @@ class JournalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """Chats made by hand: invite links and their QR codes, reports (services.invites,
+    services.moderation)."""
+
+    public_url: str = ""  # base of invite URLs; empty: journal.public_url, else the request's
+    max_links_per_room: int = 100  # live (not revoked, not expired) invite links per chat
+    max_link_ttl_s: int = 366 * 86_400  # the longest expires_in_s of a link
+    max_link_uses: int = 100_000  # the largest max_uses of a link
+    qr_scale: int = 8  # pixels per QR module in the PNG
+    max_reports_listed: int = 500  # newest reports the reports op returns
+
+
+@dataclass(frozen=True, slots=True)
+class FilesSettings:
+    """Uploads (services.files): size, types (checked against the content), pictures."""
+
+    max_bytes: int = 50 * 1024 * 1024  # one file; refused unread or the moment it passes
+    # Types an upload may declare; each must be one the daemon can check (services.filetypes).
+    allowed_types: list[str] = field(default_factory=lambda: list(filetypes.DEFAULT_ALLOWED))
+    max_name_chars: int = 255
+    max_image_pixels: int = 64_000_000  # width x height; more is refused as a decompression bomb
+    thumbnail_px: int = 320  # the longer side of a picture's thumbnail
+    bytes_per_user_per_day: int = 1024 * 1024 * 1024  # uploads in any 24 hours; 0: no quota
+    uploads_in_flight_per_user: int = 4  # uploads of one user being received at once
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    """Message search (services.search); the query's length and page size are [limits]."""
+
+    max_terms: int = 16  # distinct words of a query that count; the rest are dropped
+    min_prefix_chars: int = 3  # the last word matches as a prefix from this many characters
+    snippet_chars: int = 160  # the text around the first match that a hit shows
+    # Messages are staged in their own commit and moved into the FTS5 index in batches.
+    flush_interval_s: float = 0.5
+    flush_rows: int = 200  # messages moved per group commit (a few ms of the writer's time)
+    purge_delay_s: float = 30.0  # how soon deleted terms are merged out of the index's files
+    purge_pages: int = 200  # index pages merged per group commit while purging
+    backfill_batch: int = 500  # older events indexed per group commit after an upgrade
+
+
+@dataclass(frozen=True, slots=True)
+class DebugSettings:
+    """For tests only: never turn these on in a deployment."""
+
+    # POST /debug/v1/clock (loopback callers only) sets the clock of calls and lessons.
+    test_clock: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -89,6 +141,11 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
+    chats: ChatSettings = field(default_factory=ChatSettings)
+    files: FilesSettings = field(default_factory=FilesSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    calls: CallSettings = field(default_factory=CallSettings)  # online lessons, calls
+    debug: DebugSettings = field(default_factory=DebugSettings)  # tests only
 
     @property
     def data_path(self) -> Path:
@@ -127,6 +184,32 @@ def load(path: Path | None = None, **server_overrides: Any) -> Settings:
         raise ValueError("journal: link_retention_s >= 0, link_sessions_per_minute >= 1")
     if min(j.max_body_bytes, j.max_changes, j.max_snapshot_entities) < 1:
         raise ValueError("journal: max_body_bytes, max_changes, max_snapshot_entities >= 1")
+    c = settings.chats
+    if min(c.max_links_per_room, c.max_link_ttl_s, c.max_link_uses, c.max_reports_listed) < 1:
+        raise ValueError("chats: max_links_per_room, max_link_ttl_s, max_link_uses, ... >= 1")
+    if not 1 <= c.qr_scale <= 40:
+        raise ValueError("chats: qr_scale must be 1..40")
+    fs = settings.files
+    if min(fs.max_bytes, fs.max_name_chars, fs.max_image_pixels, fs.thumbnail_px) < 1:
+        raise ValueError("files: max_bytes, max_name_chars, max_image_pixels, thumbnail_px >= 1")
+    if fs.bytes_per_user_per_day < 0 or fs.uploads_in_flight_per_user < 1:
+        raise ValueError("files: bytes_per_user_per_day >= 0, uploads_in_flight_per_user >= 1")
+    if not all(isinstance(t, str) for t in fs.allowed_types):
+        raise ValueError("files.allowed_types must be a list of strings")
+    filetypes.check_allowed(fs.allowed_types)
+    se = settings.search
+    if min(se.max_terms, se.snippet_chars, se.purge_pages, se.backfill_batch) < 1:
+        raise ValueError("search: max_terms, snippet_chars, purge_pages, backfill_batch >= 1")
+    if min(se.min_prefix_chars, se.flush_rows) < 1:
+        raise ValueError("search: min_prefix_chars, flush_rows >= 1")
+    if min(se.purge_delay_s, se.flush_interval_s) <= 0:
+        raise ValueError("search: purge_delay_s, flush_interval_s > 0")
+    lim = settings.limits
+    rich = (lim.max_reaction_key_chars, lim.max_poll_question_chars, lim.max_poll_option_chars)
+    if min(*rich, lim.max_reactions_per_user, lim.max_pins) < 1 or lim.max_mentions < 0:
+        raise ValueError("limits: max_reaction_*, max_pins, max_poll_*_chars >= 1, mentions >= 0")
+    if lim.max_poll_options < 2:
+        raise ValueError("limits.max_poll_options must be at least 2 (a poll has 2 options)")
     return settings
 
 

@@ -17,6 +17,11 @@ REDACTION = "redaction"
 # What a managed room is (a journal's class, parents, colleagues or subject chat); set only
 # by the server, never by a client.
 CHAT = "chat"
+# Events that relate to a message, made by their own ops (services.messages, .polls); their
+# content names it in "replaces" (an edit) or "relates_to".
+EDIT = "edit"
+REACTION = "reaction"
+POLL_CLOSE = "poll_close"
 
 
 @dataclass(slots=True)

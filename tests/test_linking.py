@@ -359,6 +359,14 @@ async def test_openapi_lists_every_route(daemon) -> None:  # type: ignore[no-unt
         ("/journal/v1/subject-chats/{chat_id}", "patch"),
         ("/journal/v1/subject-chats/{chat_id}", "delete"),
         ("/journal/v1/subject-chats/{chat_id}/members", "post"),
+        ("/journal/v1/videoconferences", "post"),
+        ("/journal/v1/videoconferences/{videoconference_id}", "get"),
+        ("/journal/v1/videoconferences/{videoconference_id}", "patch"),
+        ("/journal/v1/videoconferences/{videoconference_id}", "delete"),
+        ("/journal/v1/videoconferences/{videoconference_id}/end", "post"),
+        ("/journal/v1/videoconferences/{videoconference_id}/participants/{account_id}", "put"),
+        ("/journal/v1/videoconferences/{videoconference_id}/attendance", "get"),
+        ("/journal/v1/accounts/{account_id}/videoconferences", "get"),
     }
     for path, method in ops:
         assert doc["paths"][path][method]["responses"]

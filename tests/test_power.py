@@ -337,27 +337,31 @@ def test_removing_an_event_entry_counts_its_old_level() -> None:
 
 # -- membership: every action from every state ----------------------------------------------
 
-ACTIONS = ("invite", "join", "leave", "kick", "ban", "unban")
-STATES = ("none", "invite", "join", "leave", "ban")
+ACTIONS = ("invite", "join", "leave", "kick", "ban", "unban", "knock", "accept", "refuse")
+STATES = ("none", "invite", "join", "leave", "ban", "knock")
 MEMBERSHIP, BANNED, NOT_MEMBER = ErrorCode.MEMBERSHIP, ErrorCode.BANNED, ErrorCode.NOT_MEMBER
 
 # Matrix-like membership, written out: a state name is where the target ends up, an error
-# code is the refusal. Joining from none or leave is for public rooms (the caller checks).
+# code is the refusal. Joining from none, leave or knock is for public rooms or an invite
+# link (the caller checks); knock, accept and refuse are joining by a link that needs approval.
 ROWS: dict[str, tuple[str | ErrorCode, ...]] = {
-    #          none        invite      join        leave       ban
-    "invite": ("invite",   MEMBERSHIP, MEMBERSHIP, "invite",   BANNED),
-    "join":   ("join",     "join",     MEMBERSHIP, "join",     BANNED),
-    "leave":  (NOT_MEMBER, "leave",    "leave",    NOT_MEMBER, NOT_MEMBER),
-    "kick":   (MEMBERSHIP, "leave",    "leave",    MEMBERSHIP, MEMBERSHIP),
-    "ban":    ("ban",      "ban",      "ban",      "ban",      MEMBERSHIP),
-    "unban":  (MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, "leave"),
+    #          none        invite      join        leave       ban         knock
+    "invite": ("invite",   MEMBERSHIP, MEMBERSHIP, "invite",   BANNED,     "invite"),
+    "join":   ("join",     "join",     MEMBERSHIP, "join",     BANNED,     "join"),
+    "leave":  (NOT_MEMBER, "leave",    "leave",    NOT_MEMBER, NOT_MEMBER, "leave"),
+    "kick":   (MEMBERSHIP, "leave",    "leave",    MEMBERSHIP, MEMBERSHIP, "leave"),
+    "ban":    ("ban",      "ban",      "ban",      "ban",      MEMBERSHIP, "ban"),
+    "unban":  (MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, "leave",    MEMBERSHIP),
+    "knock":  ("knock",    MEMBERSHIP, MEMBERSHIP, "knock",    BANNED,     MEMBERSHIP),
+    "accept": (MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, "join"),
+    "refuse": (MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, MEMBERSHIP, "leave"),
 }  # fmt: skip
 EXPECTED = {action: dict(zip(STATES, row, strict=True)) for action, row in ROWS.items()}
 MEMBERSHIP_CASES = [(a, s, EXPECTED[a][s]) for a in ACTIONS for s in STATES]
 
 
 def test_membership_names() -> None:
-    assert (ms.NONE, ms.INVITE, ms.JOIN, ms.LEAVE, ms.BAN) == STATES
+    assert (ms.NONE, ms.INVITE, ms.JOIN, ms.LEAVE, ms.BAN, ms.KNOCK) == STATES
 
 
 @pytest.mark.parametrize(("action", "state", "expected"), MEMBERSHIP_CASES)
@@ -371,7 +375,7 @@ def test_membership_transition(action: str, state: str, expected: str | ErrorCod
         assert ms.transition(action, state) == expected
 
 
-@pytest.mark.parametrize("action", ["knock", "", "JOIN"])
+@pytest.mark.parametrize("action", ["KNOCK", "", "JOIN", "approve"])
 @pytest.mark.parametrize("state", STATES)
 def test_unknown_membership_action_is_refused(action: str, state: str) -> None:
     with pytest.raises(ProtocolError) as info:

@@ -42,6 +42,7 @@ CHECKS = [
 # and mostly refused at the first field). The run stays well under a minute on 2 busy cores.
 MAX_EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 ACCOUNTS = ["T-HOME", "T-HIST", "ST-1", "ST-2", "PA-1"]
+LESSON = "L-FUZZ"
 NDJSON = {"Accept": "application/x-ndjson"}
 
 
@@ -128,6 +129,25 @@ def journal(live: Daemon) -> dict[str, Any]:
     _link(live, sign, "ST-1", "student")
     chat = {"teacher_id": "T-HIST", "class_id": "C-7V", "subject_id": "HIST"}
     j["chat_id"] = _signed(live, sign, "POST", "/journal/v1/subject-chats", chat)["chat_id"]
+    # A lesson years ahead and its videoconference, for the videoconference operations.
+    lesson = {
+        "op": "upsert",
+        "kind": "lesson",
+        "id": LESSON,
+        "version": 1,
+        "data": {
+            "class_id": "C-7V",
+            "subject_id": "HIST",
+            "teacher_id": "T-HIST",
+            "start": "2040-09-03T09:00:00+03:00",
+            "end": "2040-09-03T09:45:00+03:00",
+        },
+    }
+    lessons = {"delivery_id": "lesson", "changes": [lesson]}
+    assert _signed(live, sign, "POST", "/journal/v1/events", lessons)["rejected"] == 0
+    vc = {"chat_id": j["chat_id"], "lesson_id": LESSON, "teacher_id": "T-HIST"}
+    made = _signed(live, sign, "POST", "/journal/v1/videoconferences", vc)
+    j["vc_id"] = made["videoconference_id"]
     return j
 
 
@@ -151,6 +171,8 @@ def journal_api(live: Daemon, journal: dict[str, Any]) -> schemathesis.BaseSchem
                 "chats": {"values": [journal["chat_id"]]},
                 "classes": {"values": ["C-7V"]},
                 "subjects": {"values": ["HIST"]},
+                "lessons": {"values": [LESSON]},
+                "videoconferences": {"values": [journal["vc_id"]]},
             },
             "parameters": {
                 "path.account_id": {"dictionary": "accounts", **half},
@@ -161,6 +183,9 @@ def journal_api(live: Daemon, journal: dict[str, Any]) -> schemathesis.BaseSchem
                 "body.subject_id": {"dictionary": "subjects", **half},
                 "body.add[*]": {"dictionary": "accounts", **half},
                 "body.remove[*]": {"dictionary": "accounts", **half},
+                "body.lesson_id": {"dictionary": "lessons", **half},
+                "path.videoconference_id": {"dictionary": "videoconferences", **half},
+                "body.blocked[*]": {"dictionary": "accounts", **half},
             },
         }
     )

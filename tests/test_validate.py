@@ -18,14 +18,110 @@ from protocol.validate import parse, request_id
 
 LIMITS = Limits()
 R, U, E = "!room1", "@user_1", "$event-1"
+C, SDP = "Cab_1-x", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"
+STROKE = {"type": "stroke", "points": [[0.1, 0.2]], "color": "#000000", "width": 0.01}
+
+# The call ops (PROTOCOL.md "Calls"): every field set, and only the required ones.
+CALL_FULL: dict[str, tuple[dict[str, Any], f.Request]] = {
+    "call_start": ({"room_id": R}, f.CallStart(R)),
+    "call_join": ({"call_id": C, "offer": SDP}, f.CallJoin(C, SDP)),
+    "call_leave": ({"call_id": C}, f.CallLeave(C)),
+    "call_get": ({"call_id": C}, f.CallGet(C)),
+    "call_media": ({"call_id": C, "kind": "screen", "on": True}, f.CallMedia(C, "screen", True)),
+    "call_hand": ({"call_id": C, "raised": False, "user_id": U}, f.CallHand(C, False, U)),
+    "call_lower_hands": ({"call_id": C}, f.CallLowerHands(C)),
+    "call_permission": (
+        {
+            "call_id": C,
+            "capability": "whiteboard",
+            "allowed": True,
+            "user_id": U,
+            "reset_personal": True,
+        },
+        f.CallPermission(C, "whiteboard", True, U, True),
+    ),
+    "call_mute": ({"call_id": C, "user_id": U, "force": True}, f.CallMute(C, U, True)),
+    "call_remove": ({"call_id": C, "user_id": U}, f.CallRemove(C, U)),
+    "call_allow_back": ({"call_id": C, "user_id": U}, f.CallAllowBack(C, U)),
+    "call_admit": ({"call_id": C, "user_id": U}, f.CallAdmit(C, U)),
+    "call_refuse": ({"call_id": C, "user_id": U}, f.CallRefuse(C, U)),
+    "call_waiting_room": ({"call_id": C, "on": True}, f.CallWaitingRoom(C, True)),
+    "call_admin": ({"call_id": C, "user_id": U, "admin": False}, f.CallAdmin(C, U, False)),
+    "call_end": ({"call_id": C}, f.CallEnd(C)),
+    "breakout_plan": (
+        {
+            "call_id": C,
+            "mode": "hand",
+            "rooms": [[U], []],
+            "room_count": 2,
+            "seed": 7,
+            "group_ids": ["GR-1"],
+            "names": ["Зал А", ""],
+            "duration_s": 600,
+            "capacity": 5,
+        },
+        f.PlanBreakout(C, "hand", [[U], []], 2, 7, ["GR-1"], ["Зал А", ""], 600, 5),
+    ),
+    "breakout_start": ({"call_id": C}, f.StartBreakout(C)),
+    "breakout_move": ({"call_id": C, "user_id": U, "room": "p1.2"}, f.MoveToRoom(C, U, "p1.2")),
+    "breakout_choose": ({"call_id": C, "room": "main"}, f.ChooseRoom(C, "main")),
+    "breakout_visit": ({"call_id": C, "room": "p1.50"}, f.VisitRoom(C, "p1.50")),
+    "breakout_broadcast": ({"call_id": C, "text": "5 минут"}, f.BroadcastToRooms(C, "5 минут")),
+    "breakout_extend": ({"call_id": C, "duration_s": 300}, f.ExtendBreakout(C, 300)),
+    "breakout_close": ({"call_id": C, "immediate": True}, f.CloseBreakout(C, True)),
+    "whiteboard_draw": (
+        {"call_id": C, "item": STROKE, "board": "p1.1"},
+        f.DrawOnBoard(C, STROKE, "p1.1"),
+    ),
+    "whiteboard_clear": ({"call_id": C, "board": "main"}, f.ClearBoard(C, "main")),
+    "whiteboard": ({"call_id": C, "board": "main"}, f.ReplayBoard(C, "main")),
+}
+CALL_REQUIRED: dict[str, tuple[dict[str, Any], f.Request]] = {
+    "call_start": ({"room_id": R}, f.CallStart(R)),
+    "call_join": ({"call_id": C}, f.CallJoin(C)),
+    "call_leave": ({"call_id": C}, f.CallLeave(C)),
+    "call_get": ({"call_id": C}, f.CallGet(C)),
+    "call_media": ({"call_id": C, "kind": "audio", "on": False}, f.CallMedia(C, "audio", False)),
+    "call_hand": ({"call_id": C, "raised": True}, f.CallHand(C, True)),
+    "call_lower_hands": ({"call_id": C}, f.CallLowerHands(C)),
+    "call_permission": (
+        {"call_id": C, "capability": "screen"},
+        f.CallPermission(C, "screen", None, None, False),
+    ),
+    "call_mute": ({"call_id": C}, f.CallMute(C, None, False)),
+    "call_remove": ({"call_id": C, "user_id": U}, f.CallRemove(C, U)),
+    "call_allow_back": ({"call_id": C, "user_id": U}, f.CallAllowBack(C, U)),
+    "call_admit": ({"call_id": C}, f.CallAdmit(C, None)),
+    "call_refuse": ({"call_id": C, "user_id": U}, f.CallRefuse(C, U)),
+    "call_waiting_room": ({"call_id": C, "on": False}, f.CallWaitingRoom(C, False)),
+    "call_admin": ({"call_id": C, "user_id": U, "admin": True}, f.CallAdmin(C, U, True)),
+    "call_end": ({"call_id": C}, f.CallEnd(C)),
+    "breakout_plan": ({"call_id": C, "mode": "random"}, f.PlanBreakout(C, "random")),
+    "breakout_start": ({"call_id": C}, f.StartBreakout(C)),
+    "breakout_move": ({"call_id": C, "user_id": U, "room": "main"}, f.MoveToRoom(C, U, "main")),
+    "breakout_choose": ({"call_id": C, "room": "p2.1"}, f.ChooseRoom(C, "p2.1")),
+    "breakout_visit": ({"call_id": C, "room": "main"}, f.VisitRoom(C, "main")),
+    "breakout_broadcast": ({"call_id": C, "text": ""}, f.BroadcastToRooms(C, "")),
+    "breakout_extend": ({"call_id": C, "duration_s": 1}, f.ExtendBreakout(C, 1)),
+    "breakout_close": ({"call_id": C}, f.CloseBreakout(C, False)),
+    "whiteboard_draw": ({"call_id": C, "item": {}}, f.DrawOnBoard(C, {})),
+    "whiteboard_clear": ({"call_id": C}, f.ClearBoard(C)),
+    "whiteboard": ({"call_id": C}, f.ReplayBoard(C)),
+}
 
 # One valid request per op with every field set, and the dataclass it must become.
 FULL: dict[str, tuple[dict[str, Any], f.Request]] = {
     "auth": ({"token": "tok", "since": 5, "limit": 10}, f.Auth("tok", 5, 10)),
     "ping": ({}, f.Ping()),
     "create_room": (
-        {"name": "7Б", "topic": "Алгебра", "join_rule": "public", "invite": ["@a", "@b"]},
-        f.CreateRoom("7Б", "Алгебра", "public", ["@a", "@b"]),
+        {
+            "name": "7Б",
+            "topic": "Алгебра",
+            "join_rule": "public",
+            "invite": ["@a", "@b"],
+            "closed": True,
+        },
+        f.CreateRoom("7Б", "Алгебра", "public", ["@a", "@b"], True),
     ),
     "rooms": ({}, f.Rooms()),
     "members": ({"room_id": R}, f.Members(R)),
@@ -52,6 +148,43 @@ FULL: dict[str, tuple[dict[str, Any], f.Request]] = {
     "read": ({"room_id": R, "pos": 7}, f.Read(R, 7)),
     "presence": ({"user_ids": [U, "@b"]}, f.Presence([U, "@b"])),
     "profiles": ({"user_ids": [U]}, f.Profiles([U])),
+    "edit": ({"room_id": R, "event_id": E, "body": "new", "txn": "e1"}, f.Edit(R, E, "new", "e1")),
+    "edits": ({"room_id": R, "event_id": E}, f.Edits(R, E)),
+    "react": ({"room_id": R, "event_id": E, "key": "👍", "txn": "r1"}, f.React(R, E, "👍", "r1")),
+    "reactions": ({"room_id": R, "event_id": E}, f.Reactions(R, E)),
+    "pin": ({"room_id": R, "event_id": E, "txn": "p1"}, f.Pin(R, E, "p1")),
+    "unpin": ({"room_id": R, "event_id": E, "txn": "p2"}, f.Unpin(R, E, "p2")),
+    "forward": (
+        {"from_room": R, "event_id": E, "to_room": "!room2", "txn": "f1"},
+        f.Forward(R, E, "!room2", "f1"),
+    ),
+    "poll": (
+        {
+            "room_id": R,
+            "question": "Когда?",
+            "options": ["Пн", "Вт"],
+            "multiple": True,
+            "anonymous": True,
+            "txn": "q1",
+        },
+        f.CreatePoll(R, "Когда?", ["Пн", "Вт"], True, True, "q1"),
+    ),
+    "vote": ({"room_id": R, "event_id": E, "choices": [1, 0]}, f.Vote(R, E, [0, 1])),
+    "close_poll": ({"room_id": R, "event_id": E, "txn": "c1"}, f.ClosePoll(R, E, "c1")),
+    "poll_results": ({"room_id": R, "event_id": E}, f.PollResults(R, E)),
+    "set_closed": ({"room_id": R, "closed": True}, f.SetClosed(R, True)),
+    "knocks": ({"room_id": R}, f.Knocks(R)),
+    "accept_knock": ({"room_id": R, "user_id": U}, f.AcceptKnock(R, U)),
+    "refuse_knock": ({"room_id": R, "user_id": U, "reason": "no"}, f.RefuseKnock(R, U, "no")),
+    "mute": ({"room_id": R, "user_id": U, "duration_s": 60}, f.Mute(R, U, 60)),
+    "unmute": ({"room_id": R, "user_id": U}, f.Unmute(R, U)),
+    "report": ({"room_id": R, "event_id": E, "reason": "spam"}, f.Report(R, E, "spam")),
+    "reports": ({"room_id": R}, f.Reports(R)),
+    "search": (
+        {"query": "урок", "room_id": R, "before": 9, "limit": 5},
+        f.Search("урок", R, 9, 5),
+    ),
+    **CALL_FULL,
 }
 
 # The fields each op cannot do without, and what a request with only those becomes.
@@ -78,6 +211,33 @@ REQUIRED: dict[str, tuple[dict[str, Any], f.Request]] = {
     "read": ({"room_id": R, "pos": 0}, f.Read(R, 0)),
     "presence": ({"user_ids": []}, f.Presence([])),
     "profiles": ({"user_ids": []}, f.Profiles([])),
+    "edit": ({"room_id": R, "event_id": E, "body": "x"}, f.Edit(R, E, "x", None)),
+    "edits": ({"room_id": R, "event_id": E}, f.Edits(R, E)),
+    "react": ({"room_id": R, "event_id": E, "key": "+1"}, f.React(R, E, "+1", None)),
+    "reactions": ({"room_id": R, "event_id": E}, f.Reactions(R, E)),
+    "pin": ({"room_id": R, "event_id": E}, f.Pin(R, E, None)),
+    "unpin": ({"room_id": R, "event_id": E}, f.Unpin(R, E, None)),
+    "forward": (
+        {"from_room": R, "event_id": E, "to_room": R},
+        f.Forward(R, E, R, None),
+    ),
+    "poll": (
+        {"room_id": R, "question": "Q", "options": ["a", "b"]},
+        f.CreatePoll(R, "Q", ["a", "b"], False, False, None),
+    ),
+    "vote": ({"room_id": R, "event_id": E, "choices": [0]}, f.Vote(R, E, [0])),
+    "close_poll": ({"room_id": R, "event_id": E}, f.ClosePoll(R, E, None)),
+    "poll_results": ({"room_id": R, "event_id": E}, f.PollResults(R, E)),
+    "set_closed": ({"room_id": R, "closed": False}, f.SetClosed(R, False)),
+    "knocks": ({"room_id": R}, f.Knocks(R)),
+    "accept_knock": ({"room_id": R, "user_id": U}, f.AcceptKnock(R, U)),
+    "refuse_knock": ({"room_id": R, "user_id": U}, f.RefuseKnock(R, U, None)),
+    "mute": ({"room_id": R, "user_id": U}, f.Mute(R, U, None)),
+    "unmute": ({"room_id": R, "user_id": U}, f.Unmute(R, U)),
+    "report": ({"room_id": R, "event_id": E}, f.Report(R, E, None)),
+    "reports": ({"room_id": R}, f.Reports(R)),
+    "search": ({"query": ""}, f.Search("", None, None, 20)),
+    **CALL_REQUIRED,
 }
 
 # What kind of value each field name takes, whichever op it appears in.
@@ -102,6 +262,41 @@ KINDS = {
     "pos": "int",
     "typing": "bool",
     "timeout_ms": "int",
+    "body": "str",
+    "key": "str",
+    "question": "str",
+    "options": "texts",
+    "multiple": "bool",
+    "anonymous": "bool",
+    "from_room": "str",
+    "to_room": "str",
+    "choices": "numbers",
+    "closed": "bool",
+    "duration_s": "int",
+    "query": "str",
+    # Calls.
+    "call_id": "str",
+    "offer": "str",
+    "kind": "str",
+    "on": "bool",
+    "raised": "bool",
+    "capability": "str",
+    "allowed": "bool",
+    "reset_personal": "bool",
+    "force": "bool",
+    "admin": "bool",
+    "mode": "str",
+    "rooms": "rooms",
+    "room_count": "int",
+    "seed": "int",
+    "group_ids": "ids",
+    "names": "names",
+    "capacity": "int",
+    "room": "str",
+    "text": "str",
+    "immediate": "bool",
+    "item": "map",
+    "board": "str",
 }
 WRONG: dict[str, list[Any]] = {
     "str": [5, 1.5, True, [], {}, b"!room1"],
@@ -109,6 +304,11 @@ WRONG: dict[str, list[Any]] = {
     "bool": [1, 0, "true", [], {}],
     "list": ["@a", {"@a": 1}, 5, True, ("@a",)],
     "map": [[], "x", 5, True, b"{}"],
+    "texts": ["a", {"a": 1}, 5, True, ("a", "b")],
+    "numbers": ["0", {"0": 1}, 0, True, (0,)],
+    "rooms": ["@a", {"@a": 1}, 5, True, ("@a",), ["@a"], [[5]], [("@a",)]],
+    "ids": ["GR", {"GR": 1}, 5, True, ("GR",), [5], [""]],
+    "names": ["a", {"a": 1}, 5, True, ("a",), [5], [None]],
 }
 
 
@@ -334,6 +534,8 @@ RANGES = [
     ("history", "limit", 1, LIMITS.history_limit_max),
     ("typing", "timeout_ms", 1, LIMITS.typing_timeout_ms_max),
     ("read", "pos", 0, MAX),
+    ("search", "before", 0, MAX),
+    ("search", "limit", 1, LIMITS.search_limit_max),
 ]
 
 
@@ -373,6 +575,7 @@ STRING_LIMITS = [
     ("redact", "txn", "max_txn_chars", lambda n: "x" * n),
     ("send", "type", "max_type_chars", lambda n: "m" * n),
     ("state", "state_key", "max_id_chars", lambda n: "k" * n),
+    ("search", "query", "max_search_query_chars", lambda n: "ё" * n),
 ]
 SMALL = Limits(
     max_id_chars=12,
@@ -594,6 +797,11 @@ def request_maps(json_text: bool = False) -> st.SearchStrategy[dict[Any, Any]]:
         "bool": st.booleans(),
         "list": st.lists(ids_like, max_size=4),
         "map": st.dictionaries(keys, values, max_size=3),
+        "texts": st.lists(strings, max_size=14),
+        "numbers": st.lists(st.integers(-1, 13) | st.booleans(), max_size=14),
+        "rooms": st.lists(st.lists(ids_like, max_size=3) | ids_like, max_size=4),
+        "ids": st.lists(strings, max_size=4),
+        "names": st.lists(strings, max_size=4),
     }
     request_ids = st.integers(-2, 2**54) | st.text(max_size=70) | st.booleans() | st.none()
     extra_keys = st.text(max_size=5) if json_text else st.text(max_size=5) | st.integers(0, 9)
@@ -631,6 +839,41 @@ def request_maps(json_text: bool = False) -> st.SearchStrategy[dict[Any, Any]]:
         "pos": st.integers(0, 2**53),
         "typing": st.booleans(),
         "timeout_ms": st.integers(0, 60_001),
+        "body": good_text,
+        "key": st.sampled_from(["👍", "👨‍👩‍👧", "+1", " ", "\u202e", "a" * 17]) | good_text,
+        "question": good_text,
+        "options": st.lists(good_text, max_size=13),
+        "multiple": st.booleans(),
+        "anonymous": st.booleans(),
+        "from_room": sigiled("!") | ids_like,
+        "to_room": sigiled("!") | ids_like,
+        "choices": st.lists(st.integers(-1, 12), max_size=13),
+        "closed": st.booleans(),
+        "duration_s": st.integers(0, 366 * 86_400 + 1),
+        "query": good_text | st.just("я" * 501),
+        # Calls.
+        "call_id": sigiled("C") | ids_like,
+        "offer": st.just(SDP) | good_text,
+        "kind": st.sampled_from(["audio", "video", "screen", "smell"]),
+        "on": st.booleans(),
+        "raised": st.booleans(),
+        "capability": st.sampled_from(["microphone", "screen", "whiteboard", "teleport"]),
+        "allowed": st.booleans(),
+        "reset_personal": st.booleans(),
+        "force": st.booleans(),
+        "admin": st.booleans(),
+        "mode": st.sampled_from(["hand", "random", "groups", "self", "chaos"]),
+        "rooms": st.lists(st.lists(sigiled("@"), max_size=3), max_size=3),
+        "room_count": st.integers(0, 1001),
+        "seed": st.integers(0, 2**53),
+        "group_ids": st.lists(st.text(alphabet="GR-1 ", min_size=1, max_size=5), max_size=3),
+        "names": st.lists(good_text, max_size=3),
+        "capacity": st.integers(0, 5001),
+        "room": st.sampled_from(["main", "p1.1", "p1.50", "p1", "x"]) | ids_like,
+        "text": good_text,
+        "immediate": st.booleans(),
+        "item": st.dictionaries(st.sampled_from(["type", "points"]) | keys, content_values),
+        "board": st.sampled_from(["main", "p2.3", "1.2"]) | ids_like,
     }
 
     @st.composite
@@ -676,6 +919,14 @@ STR_LIMIT = {
     "room_id": "max_id_chars",
     "user_id": "max_id_chars",
     "event_id": "max_id_chars",
+    "body": "max_body_chars",
+    "key": "max_reaction_key_chars",
+    "question": "max_poll_question_chars",
+    "from_room": "max_id_chars",
+    "to_room": "max_id_chars",
+    "query": "max_search_query_chars",
+    "offer": "max_sdp_chars",
+    "text": "max_body_chars",
 }
 INT_RANGE = {
     ("auth", "since"): (0, MAX),
@@ -684,7 +935,16 @@ INT_RANGE = {
     ("history", "limit"): (1, "history_limit_max"),
     ("typing", "timeout_ms"): (1, "typing_timeout_ms_max"),
     ("read", "pos"): (0, MAX),
+    ("search", "before"): (0, MAX),
+    ("search", "limit"): (1, "search_limit_max"),
+    ("mute", "duration_s"): (1, "max_mute_s"),
+    ("breakout_plan", "room_count"): (0, 1000),
+    ("breakout_plan", "seed"): (0, MAX),
+    ("breakout_plan", "duration_s"): (1, 10**7),
+    ("breakout_plan", "capacity"): (0, 5000),
+    ("breakout_extend", "duration_s"): (1, 10**7),
 }
+GROUP = re.compile(r"[!-~]{1,128}")
 
 
 def height(value: Any) -> int:
@@ -738,6 +998,23 @@ def assert_within_limits(env: f.Envelope, limits: Limits) -> None:
             assert isinstance(value, list)
             assert len(value) <= limits.max_list_items
             assert all(isinstance(u, str) and USER.fullmatch(u) for u in value)
+        elif kind == "texts":  # poll options
+            assert isinstance(value, list) and 2 <= len(value) <= limits.max_poll_options
+            assert all(0 < len(t) <= limits.max_poll_option_chars for t in value)
+            assert len(set(value)) == len(value)
+        elif kind == "numbers":  # vote choices
+            assert value == sorted(set(value)) and 1 <= len(value) <= limits.max_poll_options
+            assert all(type(c) is int and 0 <= c < limits.max_poll_options for c in value)
+        elif kind == "rooms":  # a breakout plan's rooms (protocol.calls)
+            assert all(isinstance(r, list) for r in value) and len(value) <= 1000
+            assert all(isinstance(u, str) and USER.fullmatch(u) for r in value for u in r)
+            assert sum(len(r) for r in value) <= 5000
+        elif kind == "ids":  # journal group ids
+            assert isinstance(value, list) and 1 <= len(value) <= 1000
+            assert all(isinstance(g, str) and GROUP.fullmatch(g) for g in value)
+        elif kind == "names":  # breakout room names
+            assert isinstance(value, list) and len(value) <= 1000
+            assert all(isinstance(t, str) and len(t) <= 255 for t in value)
         elif kind == "map":
             assert isinstance(value, dict)
             assert plain(value)
@@ -746,8 +1023,14 @@ def assert_within_limits(env: f.Envelope, limits: Limits) -> None:
             body = value.get("body")
             assert body is None or (isinstance(body, str) and len(body) <= limits.max_body_chars)
             assert JSON.decode(JSON.encode(value)) == value  # both codecs can carry it
-    for name, pattern in [("room_id", ROOM), ("user_id", USER), ("event_id", EVENT)]:
-        if hasattr(req, name):
+    for name, pattern in [
+        ("room_id", ROOM),
+        ("user_id", USER),
+        ("event_id", EVENT),
+        ("from_room", ROOM),
+        ("to_room", ROOM),
+    ]:
+        if getattr(req, name, None) is not None:  # optional in some ops (call_hand's user_id)
             assert pattern.fullmatch(getattr(req, name)), name
     if isinstance(req, f.Send | f.SetState):
         assert TYPE.fullmatch(req.type)

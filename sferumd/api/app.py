@@ -15,6 +15,7 @@ from sferumd import __version__
 from sferumd.config import Settings
 from sferumd.hub import Hub
 from sferumd.metrics import Metrics
+from sferumd.model import Device
 from sferumd.services.auth import AuthService, load_secret
 from sferumd.services.ephemeral import Ephemeral
 from sferumd.services.linking import LinkingService
@@ -50,6 +51,8 @@ class Daemon:
     sessions: set[Session] = field(default_factory=set)
     ops: dict[str, Any] = field(default_factory=dict)  # websocket op table, see api.ws
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)  # requests and closes running
+    # Called when a device's connection closes (services.calls: the device leaves its calls).
+    on_detach: list[Callable[[Device], None]] = field(default_factory=list)
 
     def spawn(
         self,
@@ -112,7 +115,19 @@ def build_daemon(settings: Settings) -> Daemon:
 
 
 def create_app(settings: Settings) -> web.Application:
-    from sferumd.api import auth, journal, link, pages, roster, ws
+    from sferumd.api import (
+        auth,
+        calls,
+        files,
+        invites,
+        journal,
+        link,
+        messages,
+        pages,
+        roster,
+        search,
+        ws,
+    )
 
     app = web.Application(client_max_size=settings.limits.max_frame_bytes)
     daemon = build_daemon(settings)
@@ -126,9 +141,17 @@ def create_app(settings: Settings) -> web.Application:
     link.routes(app)
     pages.routes(app)
     roster.routes(app)
+    invites.routes(app)  # invite links, QR codes; the chat ops (api.chat_ops) into daemon.ops
+    files.routes(app)  # uploads and downloads; hooks attachments into the send path
+    messages.routes(app)  # replies, mentions, edits, reactions, pins, forwards, polls
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
+    # After the hooks above: search starts once the store is open and stops before it closes.
+    search.routes(app)
+    # Online lessons and calls: the journal's videoconferences, the call ops, the scheduler
+    # (started once the store is open and the rooms loaded).
+    calls.routes(app)
     return app
 
 

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from sferumd import __version__
+from sferumd.api import calls_openapi
 
 _ERROR = {
     "type": "object",
@@ -476,6 +477,10 @@ _DOC: dict[str, Any] = {
         },
     },
 }
+
+# Online lessons (api.calls): their paths and schemas are written beside their handlers.
+_DOC["paths"].update(calls_openapi.PATHS)
+_DOC["components"]["schemas"].update(calls_openapi.SCHEMAS)
 
 
 def document() -> dict[str, Any]:

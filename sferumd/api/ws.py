@@ -376,3 +376,6 @@ class Session:
         if self.daemon.hub.detach(self.conn):
             assert self.conn.user_id is not None
             self.daemon.ephemeral.went_offline(self.conn.user_id)
+        if self.device is not None:
+            for hook in self.daemon.on_detach:  # services that follow devices (calls)
+                hook(self.device)

@@ -30,6 +30,7 @@ EVENT_DEFAULTS: dict[str, int] = {
     "topic": 50,
     "join_rule": 50,
     "power_levels": 100,
+    "pins": 50,  # pin and unpin (services.messages); a state type, so listed here
 }
 
 

@@ -21,16 +21,25 @@ from protocol.limits import Limits
 from sferumd import ids, model
 from sferumd.hub import Hub
 from sferumd.model import Device, Event
+from sferumd.services import chat_avatar, chat_presets, mutes, power
 from sferumd.services import membership as ms
-from sferumd.services import power
+from sferumd.services.attachments import Attachments
 from sferumd.services.roomstate import RoomState
 from sferumd.store.base import Store, TxnKey
 
 # State types the ``state`` op may set, with their content checks.
-SETTABLE_STATE = (model.NAME, model.TOPIC, model.JOIN_RULE, model.POWER_LEVELS)
+SETTABLE_STATE = (
+    model.NAME,
+    model.TOPIC,
+    model.JOIN_RULE,
+    model.POWER_LEVELS,
+    chat_presets.AVATAR,
+)
 # Types ``send`` may not use: they have their own ops.
 RESERVED_TYPES = frozenset(
-    {model.CREATE, model.MEMBER, model.REDACTION, model.CHAT, *SETTABLE_STATE}
+    {model.CREATE, model.MEMBER, model.REDACTION, model.CHAT, chat_presets.MUTES, *SETTABLE_STATE}
+    | {model.EDIT, model.REACTION, model.POLL_CLOSE, chat_presets.PINS}  # services.messages
+    | {"call"}  # a call's state in its chat (services.calls.service.CALL_EVENT)
 )
 # Managed rooms are closed: only admins invite. The owner (a journal's adapter) has 100.
 ADMIN_LEVEL = power.MAX_LEVEL
@@ -51,6 +60,7 @@ class RoomService:
         self._routes: dict[str, Any] = {}  # event id -> recipients, until committed
         self._txns: dict[TxnKey, asyncio.Future[Event]] = {}  # writes in flight by txn
         self._redacted: set[str] = set()  # redacted by this process (the store knows older ones)
+        self.attachments: Attachments | None = None  # files in messages; set by api.files
         store.set_commit_listener(self._committed)
 
     async def load(self) -> None:
@@ -174,7 +184,7 @@ class RoomService:
         room_id = ids.room_id()
         self.rooms[room_id] = RoomState(room_id)
         state: list[tuple[str, dict[str, Any]]] = [
-            (model.POWER_LEVELS, power.initial_content(me)),
+            (model.POWER_LEVELS, chat_presets.initial_content(me, req.closed)),
             (model.JOIN_RULE, {"join_rule": req.join_rule}),
         ]
         if req.name is not None:
@@ -194,7 +204,12 @@ class RoomService:
         await last
         return room_id
 
-    async def send(self, device: Device, req: f.Send) -> Event:
+    async def send(
+        self, device: Device, req: f.Send, check: Callable[[RoomState], None] | None = None
+    ) -> Event:
+        """``check``: more rules of the content, run right before the event is made
+        (services.messages: replies and mentions)."""
+
         def make() -> Event:
             if req.type in RESERVED_TYPES:
                 raise ProtocolError(
@@ -203,12 +218,21 @@ class RoomService:
             me = device.user_id
             room = self.joined_room(req.room_id, me)
             power.require(room.power, me, room.power.for_event(req.type, False), "sending")
+            mutes.check(room, me, now_ms())
+            if check is not None:
+                check(room)
             return self._event(req.room_id, me, req.type, req.content)
 
+        if self.attachments is not None:  # content.file: checked, filled in, post recorded
+            make = await self.attachments.bind(device.user_id, req.content, make)
         # The hot path: no lookup before the write; the store drops a repeated transaction.
         return await self._once(device, req.txn, make, lookup=False)
 
     async def set_state(self, device: Device, req: f.SetState) -> Event:
+        photo = None  # the chat photo's file: looked up first, its post recorded in make
+        if req.type == chat_presets.AVATAR and self.attachments is not None:
+            photo = await chat_avatar.bind_file(self.attachments.files, device.user_id, req.content)
+
         def make() -> Event:
             if req.type not in SETTABLE_STATE:
                 raise ProtocolError(
@@ -225,7 +249,10 @@ class RoomService:
                 room.power, me, room.power.for_event(req.type, True), f"changing {req.type}"
             )
             self._check_state_content(room, me, req.type, req.content)
-            return self._event(req.room_id, me, req.type, req.content, state_key="")
+            event = self._event(req.room_id, me, req.type, req.content, state_key="")
+            if photo is not None:
+                photo(event)
+            return event
 
         # State applies to memory before the commit, so a repeat is caught before that.
         return await self._once(device, req.txn, make, lookup=True)
@@ -257,6 +284,8 @@ class RoomService:
         elif type_ == model.POWER_LEVELS:
             power.validate_content(content)
             power.check_change(room.power, power.PowerLevels.from_content(content), sender)
+        elif type_ == chat_presets.AVATAR:
+            chat_avatar.check_content(content)
 
     async def redact(self, device: Device, req: f.Redact) -> Event:
         target = await self.store.get_event(req.event_id)
@@ -352,6 +381,28 @@ class RoomService:
         return self._submit(
             self._event(room.room_id, sender, model.MEMBER, content, state_key=target)
         )
+
+    def put_event(
+        self,
+        room: RoomState,
+        sender: str,
+        type_: str,
+        content: dict[str, Any],
+        state_key: str | None = None,
+    ) -> Awaitable[Event]:
+        """For the services of other concepts (invites, moderation): appends an event they
+        decided on synchronously, right before this call, from the room's memory state."""
+        return self._submit(self._event(room.room_id, sender, type_, content, state_key=state_key))
+
+    # For the services of other event kinds (services.messages, .polls): the same write path,
+    # an event made in a synchronous ``make`` and committed at most once per transaction id.
+    make_event = _event
+    commit_once = _once
+
+    def is_redacted(self, event: Event) -> bool:
+        """Redacted in the store, or by a redaction this process has decided on (the stored
+        copy may have been read before it)."""
+        return event.redacted_by is not None or event.event_id in self._redacted
 
     async def _require_user(self, user_id: str) -> None:
         if await self.store.get_user(user_id) is None:

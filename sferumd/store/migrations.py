@@ -168,6 +168,169 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (journal_id, chat_key)
     )
     """,
+    # Chats by hand (R11, R12): invite links (the code is stored only as its SHA-256, uses
+    # are counted by a conditional update, so the last use goes to exactly one person) and
+    # reports of messages to a chat's admins (one per reporter and event).
+    """
+    CREATE TABLE invite_links (
+        link_id TEXT PRIMARY KEY,
+        code_hash TEXT NOT NULL UNIQUE,
+        room_id TEXT NOT NULL,
+        creator TEXT NOT NULL,
+        created_ts INTEGER NOT NULL,
+        expires_ts INTEGER,  -- NULL: never expires
+        max_uses INTEGER,  -- NULL: no limit
+        uses INTEGER NOT NULL DEFAULT 0,
+        approval INTEGER NOT NULL DEFAULT 0 CHECK (approval IN (0, 1)),
+        revoked_ts INTEGER,
+        revoked_by TEXT,
+        CHECK (max_uses IS NULL OR uses <= max_uses)
+    );
+    CREATE INDEX invite_links_room ON invite_links (room_id, created_ts);
+    CREATE TABLE reports (
+        room_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        reporter TEXT NOT NULL,
+        sender TEXT NOT NULL,  -- the reported event's author
+        reason TEXT,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY (event_id, reporter)
+    ) WITHOUT ROWID;
+    CREATE INDEX reports_room ON reports (room_id, ts)
+    """,
+    # Files (R14): one row per upload (the bytes are kept once per SHA-256 under the data
+    # directory, see services.files), and one per message that carried a file, which is what
+    # lets others download it (services.attachments).
+    """
+    CREATE TABLE files (
+        file_id TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        name TEXT NOT NULL,
+        uploader TEXT NOT NULL,
+        created_ts INTEGER NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        thumbnail INTEGER NOT NULL DEFAULT 0 CHECK (thumbnail IN (0, 1))
+    );
+    CREATE INDEX files_uploader_sha256 ON files (uploader, sha256);
+    CREATE INDEX files_uploader_created ON files (uploader, created_ts);
+    CREATE TABLE file_posts (
+        file_id TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        PRIMARY KEY (file_id, pos)
+    ) WITHOUT ROWID
+    """,
+    # Message search (store.search, services.search): the full-text index of message text
+    # (rowid = the event's position), the messages analysed in their event's commit and not
+    # yet moved into it, which message each edit changed, whether deleted rows still need
+    # purging from its segments, and the older events still to index (those stored before
+    # this step).
+    """
+    CREATE VIRTUAL TABLE search_index USING fts5 (
+        terms, room, tokenize = "ascii tokenchars '_'", detail = none, columnsize = 0
+    );
+    CREATE TABLE search_pending (
+        pos INTEGER PRIMARY KEY,
+        terms TEXT NOT NULL,
+        room TEXT NOT NULL
+    );
+    CREATE TABLE search_edits (edit_pos INTEGER PRIMARY KEY, target_pos INTEGER NOT NULL);
+    CREATE TABLE search_purge (pending INTEGER NOT NULL);
+    INSERT INTO search_purge VALUES (0);
+    CREATE TABLE search_backfill (after INTEGER NOT NULL, upto INTEGER NOT NULL);
+    INSERT INTO search_backfill SELECT 0, pos FROM events ORDER BY pos DESC LIMIT 1
+    """,
+    # Rich messages (R14, store.messages): what relates to which message (its edits and
+    # reactions), an edited message's versions, whom a message mentions, polls and their
+    # votes. Kept by store.messages.apply_event in the transaction of the event concerned.
+    # Anonymous votes are only ever read back as counts (services.polls).
+    """
+    CREATE TABLE relations (
+        pos INTEGER PRIMARY KEY,  -- the edit or reaction event
+        event_id TEXT NOT NULL,
+        target_pos INTEGER NOT NULL,  -- the message it relates to
+        rel TEXT NOT NULL CHECK (rel IN ('edit', 'reaction')),
+        sender TEXT NOT NULL,
+        key TEXT  -- a reaction's key
+    );
+    CREATE INDEX relations_target ON relations (target_pos, rel, sender, key);
+    CREATE TABLE message_versions (
+        target_pos INTEGER NOT NULL,
+        pos INTEGER NOT NULL,  -- the edit, or the message itself for its first text
+        event_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        body TEXT,
+        PRIMARY KEY (target_pos, pos)
+    ) WITHOUT ROWID;
+    CREATE TABLE mentions (
+        pos INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        PRIMARY KEY (pos, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX mentions_user ON mentions (user_id, room_id, pos);
+    CREATE TABLE polls (
+        pos INTEGER PRIMARY KEY,  -- the poll message
+        room_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        options INTEGER NOT NULL,
+        multiple INTEGER NOT NULL CHECK (multiple IN (0, 1)),
+        anonymous INTEGER NOT NULL CHECK (anonymous IN (0, 1)),
+        closed_pos INTEGER  -- the poll_close event
+    );
+    CREATE TABLE poll_votes (
+        poll_pos INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        choice INTEGER NOT NULL,
+        PRIMARY KEY (poll_pos, user_id, choice)
+    ) WITHOUT ROWID
+    """,
+    # Online lessons and calls (store.calls, services.calls): each call's fixed facts, its
+    # state (roster, presence, permissions, hands, breakout rooms) as one JSON document
+    # rewritten on every change, the invitees of lesson calls by journal account (for the
+    # journal's lists), and each whiteboard's ops since its last clear.
+    """
+    CREATE TABLE calls (
+        call_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('lesson', 'chat')),
+        journal_id TEXT,  -- a lesson call's journal, subject chat, lesson and class
+        chat_key TEXT,
+        lesson_id TEXT,
+        class_id TEXT,
+        room_id TEXT NOT NULL,  -- the chat the call belongs to
+        call_room_id TEXT NOT NULL,  -- the call's own chat
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        saved_ms INTEGER NOT NULL,  -- the calls clock when data was written
+        data TEXT NOT NULL,
+        reported_ms INTEGER  -- when the journal took the attendance
+    );
+    CREATE INDEX calls_active ON calls (state) WHERE state IN ('scheduled', 'open', 'running');
+    CREATE INDEX calls_lesson ON calls (journal_id, lesson_id);
+    CREATE TABLE call_invitees (
+        call_id TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        category TEXT NOT NULL,
+        blocked INTEGER NOT NULL CHECK (blocked IN (0, 1)),
+        PRIMARY KEY (call_id, person_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX call_invitees_person ON call_invitees (person_id, call_id);
+    CREATE TABLE whiteboard_ops (
+        board_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        op TEXT NOT NULL,
+        PRIMARY KEY (board_id, seq)
+    ) WITHOUT ROWID
+    """,
 ]
 
 

@@ -40,7 +40,9 @@ from sferumd.model import (
     User,
 )
 from sferumd.store.base import CommitListener, TxnKey
+from sferumd.store.messages import apply_event
 from sferumd.store.migrations import migrate
+from sferumd.store.search_index import index_event
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ def connect_sync(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows (redacted text, the search index's purged terms) are zeroed on disk.
+    conn.execute("PRAGMA secure_delete=ON")
     migrate(conn)
     return conn
 
@@ -406,6 +410,10 @@ class SqliteStore:
                 " WHERE pos = ? AND event_id = ? AND room_id = ?",
                 (_EMPTY_CONTENT, ev.event_id, ids.event_pos(ev.redacts), ev.redacts, ev.room_id),
             )
+        apply_event(cur, ev)  # edits, reactions, mentions, polls (store.messages)
+        # Message search, in the same transaction (store.search); after apply_event, so an
+        # edited message is indexed with the text it now shows.
+        index_event(cur, ev)
 
     @staticmethod
     def _txn_event(cur: sqlite3.Cursor, key: TxnKey) -> Event | None:
