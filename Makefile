@@ -6,6 +6,8 @@ DATA   ?= ./data
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 CHROMIUM ?= /usr/bin/chromium
+# Most tests wait on a daemon subprocess; two workers keep both cores busy.
+TEST_WORKERS ?= 2
 
 .PHONY: run test install install-test lint bench clean
 
@@ -40,7 +42,7 @@ run: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	SFERUM_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+	SFERUM_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: install-test
 	$(BIN)/python -m bench.send --json

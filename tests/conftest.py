@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -88,10 +87,17 @@ class Daemon:
         if phone is None:
             self._phones += 1
             phone = f"+7999{os.getpid() % 1000:03d}{self._phones:04d}"
-        out = run_add_user(self.data_dir, phone, first, last)
-        out.check_returncode()
-        data = json.loads(out.stdout)
-        return User(data["user_id"], data["device_id"], data["token"], phone)
+        # The function behind `sferumd admin add-user`, called in this process: a subprocess
+        # per user cost about a second of interpreter start-up (the command itself is tested
+        # in test_ops and test_cli).
+        from sferumd.store.sqlite import add_user_device_sync, connect_sync
+
+        conn = connect_sync(self.data_dir / "sferumd.sqlite")
+        try:
+            new = add_user_device_sync(conn, phone, first, last)
+        finally:
+            conn.close()
+        return User(new.user_id, new.device_id, new.token, phone)
 
     def log(self) -> str:
         return (self.data_dir / "daemon.log").read_text()

@@ -369,13 +369,11 @@ async def test_flood_of_bad_frames_closes_with_4009(daemon_factory) -> None:  # 
             assert await polite.reject("history", room_id="!notmyroom") == "not_member"
         await assert_usable(polite)
 
-        for _ in range(20):
-            if flooder.closed:
-                break
-            try:
-                await flooder.send_raw(b"\xc1")
-            except ConnectionError:
-                break
+        # One bad frame past the limit of 5. (Writing on after the server has closed can
+        # make the kernel reset the connection, and a reset can overtake the close frame:
+        # that is TCP, not the daemon, so the flooder stops right past the limit.)
+        for _ in range(6):
+            await flooder.send_raw(b"\xc1")
         assert await flooder.wait_closed(timeout=5) == CloseCode.FLOOD
         errors = [f for f in flooder.frames if "error" in f]
         assert len(errors) >= 5
