@@ -24,7 +24,7 @@ from sferumd.services.calls.breakouts import BreakoutRooms
 from sferumd.services.calls.lessons import LessonCalls
 from sferumd.services.calls.scheduler import Clock
 from sferumd.services.calls.service import CallService
-from sferumd.services.calls.webhook import JournalWebhooks
+from sferumd.services.webhooks import JournalWebhooks
 from sferumd.store.calls import CallStore
 from sferumd.store.roster import RosterStore
 

@@ -10,8 +10,9 @@ from sferumd.api.app import DAEMON
 from sferumd.api.auth import MAX_BODY, errors, json_object, read_body
 from sferumd.api.openapi import document
 from sferumd.model import Journal
-from sferumd.services.linking import JOURNAL_HEADER, NONCE_HEADER, iso, request_message
+from sferumd.services.linking import NONCE_HEADER, iso, request_message
 from sferumd.services.sms import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from sferumd.services.webhooks import JOURNAL_HEADER
 
 
 def routes(app: web.Application) -> None:

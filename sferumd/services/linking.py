@@ -9,10 +9,8 @@ session the journal created (a signed request), never from what the person's bro
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
-import json
 import logging
 import re
 import time
@@ -21,18 +19,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from sferumd import ids
 from sferumd.config import JournalSettings
 from sferumd.model import Journal, Link, LinkSession
 from sferumd.services.auth import AuthError, invalid_field
 from sferumd.services.sms import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from sferumd.services.webhooks import JOURNAL_HEADER, JournalWebhooks
 from sferumd.store.base import Store
 
 log = logging.getLogger(__name__)
 
-JOURNAL_HEADER = "X-Sferum-Journal"
 NONCE_HEADER = "X-Sferum-Nonce"
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 ROLES = ("teacher", "student", "parent")
@@ -204,8 +200,7 @@ class LinkingService:
         self.store = store
         self.settings = settings
         self.on_change = on_change  # told the journal id after every link and unlink
-        self._http: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.webhooks = JournalWebhooks(settings)
 
     # -- the journal's side ---------------------------------------------------------------
 
@@ -339,60 +334,13 @@ class LinkingService:
         self._notify(journal, kind, link)
 
     def _notify(self, journal: Journal, kind: str, link: Link) -> None:
-        if not journal.webhook_url:
-            return
         body = {
             "type": kind,
             "account_id": link.account_id,
             "user_id": link.user_id,
             "ts": int(time.time()),
         }
-        task = asyncio.create_task(self._deliver(journal, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self, journal: Journal, payload: dict[str, Any]) -> None:
-        """A few bounded attempts; a failure is logged, never raised into a request."""
-        s = self.settings
-        assert journal.webhook_url
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=s.webhook_timeout_s)
-            )
-        body = json.dumps(payload, ensure_ascii=False).encode()
-        delay = s.webhook_backoff_s
-        why = ""
-        for attempt in range(1, s.webhook_attempts + 1):
-            ts = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                JOURNAL_HEADER: journal.journal_id,
-                TIMESTAMP_HEADER: ts,
-                SIGNATURE_HEADER: sign(journal.secret, ts, body),
-            }
-            try:
-                async with self._http.post(journal.webhook_url, data=body, headers=headers) as r:
-                    if r.status // 100 == 2:
-                        log.info(
-                            "webhook sent",
-                            extra={"journal_id": journal.journal_id, "type": payload["type"]},
-                        )
-                        return
-                    why = f"answered {r.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                why = repr(exc)
-            if attempt < s.webhook_attempts:
-                await asyncio.sleep(delay)
-                delay *= 2
-        log.warning(
-            "webhook failed",
-            extra={"journal_id": journal.journal_id, "type": payload["type"], "why": why},
-        )
+        self.webhooks.send(journal, body)
 
     async def close(self, grace_s: float) -> None:
-        if self._tasks:
-            _, pending = await asyncio.wait(list(self._tasks), timeout=grace_s)
-            for task in pending:
-                task.cancel()
-        if self._http is not None:
-            await self._http.close()
+        await self.webhooks.close(grace_s)

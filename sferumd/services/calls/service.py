@@ -58,10 +58,10 @@ from sferumd.services.calls.participants import Category, Invitee, JoinCode, Med
 from sferumd.services.calls.permissions import Capability
 from sferumd.services.calls.scheduler import Clock, Scheduler
 from sferumd.services.calls.settings import CallSettings
-from sferumd.services.calls.webhook import JournalWebhooks
 from sferumd.services.chat_presets import MUTES
 from sferumd.services.rooms import ADMIN_LEVEL, RoomService
 from sferumd.services.roster.service import owner_of
+from sferumd.services.webhooks import JournalWebhooks
 from sferumd.store.calls import CallFacts, CallStore, InviteeRow
 from sferumd.store.roster import RosterStore
 from sferumd.store.sqlite import SqliteStore

@@ -1,10 +1,10 @@
-"""Attendance webhooks to the journal (B5): signed like every webhook sferumd sends
-(``X-Sferum-Journal``, ``X-Sferum-Timestamp``, ``X-Sferum-Signature`` over timestamp + "." +
-body, see services.linking), sent in the background with a few bounded attempts.
+"""Webhooks to a journal: link changes (services.linking) and attendance (services.calls).
 
-A delivery the journal took (2xx) is reported through ``on_sent`` so it is not sent again;
-one that failed every attempt is logged and left for the next start-up (the journal can
-also read the attendance at ``GET /journal/v1/videoconferences/{id}/attendance``).
+Signed like every webhook sferumd sends: ``X-Sferum-Journal``, ``X-Sferum-Timestamp`` and
+``X-Sferum-Signature`` = hex HMAC-SHA256(secret, timestamp + "." + body). Sent in the
+background with a few bounded attempts, so they never delay a request. A delivery the
+journal took (2xx) is reported through ``on_sent``, if given (attendance uses it so a report
+is not sent again after a restart); one that failed every attempt is logged.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import aiohttp
 
 from sferumd.config import JournalSettings
 from sferumd.model import Journal
-from sferumd.services.linking import JOURNAL_HEADER
 from sferumd.services.sms import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 log = logging.getLogger(__name__)
+
+JOURNAL_HEADER = "X-Sferum-Journal"
 
 OnSent = Callable[[], Awaitable[None]]
 
@@ -35,14 +36,18 @@ class JournalWebhooks:
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def send(self, journal: Journal, payload: dict[str, Any], on_sent: OnSent) -> None:
+    def send(
+        self, journal: Journal, payload: dict[str, Any], on_sent: OnSent | None = None
+    ) -> None:
         if not journal.webhook_url:
             return
         task = asyncio.create_task(self._deliver(journal, payload, on_sent))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, journal: Journal, payload: dict[str, Any], on_sent: OnSent) -> None:
+    async def _deliver(
+        self, journal: Journal, payload: dict[str, Any], on_sent: OnSent | None
+    ) -> None:
         s = self.settings
         assert journal.webhook_url
         if self._http is None:
@@ -67,9 +72,10 @@ class JournalWebhooks:
                             "webhook sent",
                             extra={"journal_id": journal.journal_id, "type": payload["type"]},
                         )
-                        # A closing store: the report is sent again after a restart.
-                        with contextlib.suppress(RuntimeError):
-                            await on_sent()
+                        if on_sent is not None:
+                            # A closing store: the report is sent again after a restart.
+                            with contextlib.suppress(RuntimeError):
+                                await on_sent()
                         return
                     why = f"answered {r.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
