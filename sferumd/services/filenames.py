@@ -41,8 +41,10 @@ def validate_name(raw: str | None, max_chars: int) -> str:
 
 
 def ascii_fallback(name: str) -> str:
-    """The name for clients that do not read ``filename*``: printable ASCII, no quotes."""
-    return "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "_" for ch in name)
+    """The name for clients that do not read ``filename*``: printable ASCII without quotes,
+    backslashes or ``;`` (legal inside a quoted-string, but parsers that split the header on
+    ``;`` break on it; ``filename*`` carries the exact name anyway)."""
+    return "".join(ch if " " <= ch <= "~" and ch not in '"\\;' else "_" for ch in name)
 
 
 def content_disposition(disposition: str, name: str) -> str:
