@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,21 @@ def daemon_factory(tmp_path: Path) -> Iterator[type[Daemon]]:
 @pytest.fixture
 def daemon(daemon_factory) -> Daemon:  # type: ignore[no-untyped-def]
     return daemon_factory()
+
+
+@pytest.fixture
+async def cast(daemon, request) -> AsyncIterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """A few users, one signed-in connection (``tests.e2e_peer.Peer``) each, by name: the
+    test module's ``NAMES``; the first is the one who makes the chats."""
+    from tests.e2e_peer import Peer
+
+    names = getattr(request.module, "NAMES", ("alice", "bob", "carol", "dave"))
+    peers: dict[str, Any] = {}
+    try:
+        for name in names:
+            user = daemon.add_user(first=name.title(), last="Test")
+            peers[name] = await Peer.login(daemon.url, user.token)
+        yield peers
+    finally:
+        for peer in peers.values():
+            await peer.close()

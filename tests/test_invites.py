@@ -12,7 +12,6 @@ import json
 import re
 import struct
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -37,20 +36,6 @@ from tests.test_moderation import upload_picture
 
 NAMES = ("alice", "bob", "carol", "dave")
 TIMEOUT = 5.0
-
-
-@pytest.fixture
-async def cast(daemon) -> AsyncIterator[dict[str, Peer]]:  # type: ignore[no-untyped-def]
-    """Four users on one connection each; alice makes the chats."""
-    peers: dict[str, Peer] = {}
-    try:
-        for name in NAMES:
-            user = daemon.add_user(first=name.title(), last="Test")
-            peers[name] = await Peer.login(daemon.url, user.token)
-        yield peers
-    finally:
-        for peer in peers.values():
-            await peer.close()
 
 
 async def http(

@@ -6,7 +6,6 @@ person never learns who reported them. The chat photo's state event is checked h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,19 +16,6 @@ from tests.e2e_peer import Peer, health_pos, room_history, snapshot
 
 NAMES = ("alice", "bob", "carol", "dave")
 TIMEOUT = 5.0
-
-
-@pytest.fixture
-async def cast(daemon) -> AsyncIterator[dict[str, Peer]]:  # type: ignore[no-untyped-def]
-    peers: dict[str, Peer] = {}
-    try:
-        for name in NAMES:
-            user = daemon.add_user(first=name.title(), last="Test")
-            peers[name] = await Peer.login(daemon.url, user.token)
-        yield peers
-    finally:
-        for peer in peers.values():
-            await peer.close()
 
 
 async def chat(owner: Peer, *members: Peer, **fields: Any) -> str:

@@ -5,28 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from tests.e2e_peer import Peer, room_history, snapshot
 
 NAMES = ("alice", "bob", "carol", "dan")
-
-
-@pytest.fixture
-async def cast(daemon: Any) -> AsyncIterator[dict[str, Peer]]:
-    """Alice (who makes the room with ``class_room`` and is its admin), Bob, Carol, Dan."""
-    peers: dict[str, Peer] = {}
-    try:
-        for name in NAMES:
-            user = daemon.add_user(first=name.title(), last="Test")
-            peers[name] = await Peer.login(daemon.url, user.token)
-        yield peers
-    finally:
-        for peer in peers.values():
-            await peer.close()
 
 
 async def class_room(cast: dict[str, Peer]) -> str:
