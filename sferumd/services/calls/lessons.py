@@ -51,7 +51,7 @@ from sferumd.services.calls.service import (
 )
 from sferumd.services.linking import check_account_id
 from sferumd.services.roster import reconcile as rc
-from sferumd.services.roster.changes import InvalidEntity, check_id
+from sferumd.services.roster.journal_chats import body_accounts, body_id
 from sferumd.services.roster.model import Entity, Lesson, SchoolClass, Subject
 from sferumd.services.roster.service import RosterService
 from sferumd.store.calls import CallFacts, CallRow
@@ -84,30 +84,10 @@ def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
-def _id(body: Mapping[str, Any], name: str) -> str:
-    try:
-        return check_id(name, body.get(name))
-    except InvalidEntity as exc:
-        raise invalid_field(name, exc.message) from None
-
-
 def _only(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
         raise invalid_field(unknown[0], "unknown field")
-
-
-def _accounts(body: Mapping[str, Any], name: str) -> set[str]:
-    value = body.get(name, [])
-    if not isinstance(value, list) or len(value) > MAX_BLOCKED:
-        raise invalid_field(name, f"must be a list of at most {MAX_BLOCKED} account ids")
-    out = set()
-    for item in value:
-        try:
-            out.add(check_id(name, item))
-        except InvalidEntity as exc:
-            raise invalid_field(name, exc.message) from None
-    return out
 
 
 class LessonCalls:
@@ -228,9 +208,9 @@ class LessonCalls:
         self, journal: Journal, body: Mapping[str, Any], base_url: str
     ) -> dict[str, Any]:
         _only(body, ("chat_id", "lesson_id", "teacher_id", "blocked"))
-        chat_id, lesson_id = _id(body, "chat_id"), _id(body, "lesson_id")
-        teacher_id = _id(body, "teacher_id")
-        blocked = _accounts(body, "blocked")
+        chat_id, lesson_id = body_id(body, "chat_id"), body_id(body, "lesson_id")
+        teacher_id = body_id(body, "teacher_id")
+        blocked = body_accounts(body, "blocked", MAX_BLOCKED)
         chat = await self._subject_chat(journal, chat_id)
         if chat.teacher_id != teacher_id:
             raise AuthError(
@@ -309,7 +289,7 @@ class LessonCalls:
         """The lesson moved (its times are read again), or another lesson of the chat."""
         _only(body, ("lesson_id",))
         live = await self._active(journal, call_id)
-        lesson_id = _id(body, "lesson_id") if "lesson_id" in body else live.facts.lesson_id
+        lesson_id = body_id(body, "lesson_id") if "lesson_id" in body else live.facts.lesson_id
         assert lesson_id is not None and live.facts.chat_key is not None
         chat = await self._subject_chat(journal, live.facts.chat_key)
         lesson = self._lesson(journal, chat, lesson_id)

@@ -8,6 +8,7 @@ answer already reflects who is in the chat and who is still pending until they l
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,27 +32,20 @@ from sferumd.store.roster import RosterStore
 MAX_EDIT = 1000  # accounts in one membership edit
 
 
-def _id(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
+def body_id(body: Mapping[str, Any], name: str) -> str:
+    """A required journal id field of a request body, or a 400 ``invalid_field`` naming it."""
     try:
-        return check_id(name, value)
+        return check_id(name, body.get(name))
     except InvalidEntity as exc:
         raise invalid_field(name, exc.message) from None
 
 
-def _accounts(body: dict[str, Any], name: str) -> set[str]:
+def body_accounts(body: Mapping[str, Any], name: str, limit: int = MAX_EDIT) -> set[str]:
+    """A list of journal account ids in a request body (absent: none)."""
     value = body.get(name, [])
-    if not isinstance(value, list) or len(value) > MAX_EDIT:
-        raise invalid_field(name, f"must be a list of at most {MAX_EDIT} account ids")
-    out = set()
-    for item in value:
-        try:
-            out.add(check_id(name, item))
-        except InvalidEntity as exc:
-            raise invalid_field(name, exc.message) from None
-    return out
+    if not isinstance(value, list) or len(value) > limit:
+        raise invalid_field(name, f"must be a list of at most {limit} account ids")
+    return {body_id({name: item}, name) for item in value}
 
 
 def _not_found(chat_id: str) -> AuthError:
@@ -77,10 +71,15 @@ def check_create(body: dict[str, Any]) -> SubjectChatRequest:
             name = check_name("name", name)
         except InvalidEntity as exc:
             raise invalid_field("name", exc.message) from None
-    teacher, class_id, subject = (_id(body, f) for f in ("teacher_id", "class_id", "subject_id"))
-    assert teacher is not None and class_id is not None and subject is not None
+    teacher, class_id, subject = (
+        body_id(body, f) for f in ("teacher_id", "class_id", "subject_id")
+    )
     return SubjectChatRequest(
-        teacher, class_id, subject, _id(body, "group_id", required=False), name
+        teacher,
+        class_id,
+        subject,
+        body_id(body, "group_id") if body.get("group_id") is not None else None,
+        name,
     )
 
 
@@ -203,7 +202,7 @@ class JournalChats:
         unknown = set(body) - {"add", "remove"}
         if unknown:
             raise invalid_field(sorted(unknown)[0], "unknown field")
-        add, remove = _accounts(body, "add"), _accounts(body, "remove")
+        add, remove = body_accounts(body, "add"), body_accounts(body, "remove")
         if add & remove:
             raise invalid_field("add", "an account can't be both added and removed")
         persons = self.roster.state(journal.journal_id).live["person"]
