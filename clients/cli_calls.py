@@ -27,6 +27,9 @@ COMMANDS = frozenset({"call", "breakout"})
 ALLOWED = {"allow": True, "deny": False, "reset": None}
 
 
+MEDIA_PUSHES = frozenset({"media_offer", "slots", "speaker"})
+
+
 def _line(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False), flush=True)
 
@@ -54,6 +57,9 @@ def add_commands(sub: Any) -> None:
     )
     perm.add_argument("decision", choices=tuple(ALLOWED))
     perm.add_argument("--user", help="one user; without it, everyone")
+    record = calls.add_parser("record", help="(admins) record the call, or stop with --stop")
+    record.add_argument("call_id")
+    record.add_argument("--stop", action="store_true")
     mute = calls.add_parser("mute", help="(admins) ask a user, or everyone, to mute")
     mute.add_argument("call_id")
     mute.add_argument("--user")
@@ -104,6 +110,8 @@ async def run(client: Client, args: argparse.Namespace) -> int:
         await client.call_leave(args.call_id)
     elif cmd == "end":
         await client.call_end(args.call_id)
+    elif cmd == "record":
+        await client.call_record(args.call_id, not args.stop)
     elif cmd == "hand" and args.lower:
         _line({"hands": await client.lower_hand(args.call_id, args.user)})
     elif cmd == "hand":
@@ -129,7 +137,9 @@ async def _watch(client: Client, call_id: str) -> int:
         if "closed" in push:
             return 1
         value = push.get("call")
-        if value is None or value.get("call_id") != call_id:
+        # The media plane's pushes (SDP offers, slot maps, the speaker) are for media
+        # clients: a terminal has no camera to answer them with.
+        if value is None or value.get("call_id") != call_id or value["type"] in MEDIA_PUSHES:
             continue
         _line(value)
         if value["type"] == "state" and value["state"]["state"] in ("ended", "cancelled"):

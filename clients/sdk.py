@@ -21,7 +21,7 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ RETRY_SAFE = frozenset(
     | {"set_closed", "knocks", "report", "reports"}
     | {"edit", "edits", "react", "reactions", "pin", "unpin", "forward"}
     | {"poll", "vote", "close_poll", "poll_results"}  # a vote is the same choice again
-    | {"call_get", "call_join", "call_media", "call_hand", "whiteboard"}  # calls: idempotent
+    | {"call_get", "call_join", "call_media", "call_hand", "whiteboard", "calls"}  # calls
 )
 # Close codes after which reconnecting cannot help.
 FATAL_CLOSES = frozenset({CloseCode.AUTH_TIMEOUT, CloseCode.DEVICE_REVOKED, CloseCode.UNSUPPORTED})
@@ -99,6 +99,9 @@ class Client:
         self._synced = asyncio.Event()
         self._closing = False
         self._failure: BaseException | None = None
+        # Called with each ``call`` push's value as it arrives (it is queued as well): the
+        # media client (clients/rtc.py) answers media_offer pushes this way.
+        self.call_listeners: list[Callable[[dict[str, Any]], None]] = []
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -235,6 +238,10 @@ class Client:
         elif "synced" in frame:
             self.pos = max(self.pos or 0, frame["synced"]["pos"])
             self._synced.set()
+        call = frame.get("call")
+        if call is not None:
+            for listener in self.call_listeners:
+                listener(call)
         self._pushes.put_nowait(frame)
 
     async def _reconnect(self) -> None:
@@ -584,9 +591,23 @@ class Client:
         """Start a call in a chat (or get the one running there); returns its state."""
         return (await self.request("call_start", room_id=room_id))["call"]  # type: ignore[no-any-return]
 
-    async def call_join(self, call_id: str, offer: str | None = None) -> dict[str, Any]:
-        """``{"joined": bool (false: in the waiting room), "answer": SDP or None, "call"}``."""
-        return await self.request("call_join", call_id=call_id, offer=offer)  # type: ignore[no-any-return]
+    async def call_join(
+        self, call_id: str, offer: str | None = None, tracks: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """``{"joined": bool (false: in the waiting room), "answer": SDP or None, "call"}``;
+        ``tracks``: mid -> audio, video or screen (PROTOCOL.md "Media")."""
+        return await self.request("call_join", call_id=call_id, offer=offer, tracks=tracks)  # type: ignore[no-any-return]
+
+    async def call_publish(
+        self, call_id: str, offer: str, tracks: dict[str, str] | None = None
+    ) -> str | None:
+        """A new offer of your send transport; returns the SFU's answer."""
+        result = await self.request("call_publish", call_id=call_id, offer=offer, tracks=tracks)
+        return result["answer"]  # type: ignore[no-any-return]
+
+    async def call_media_answer(self, call_id: str, version: int, answer: str) -> None:
+        """Your answer to the SFU's ``media_offer`` push of that version."""
+        await self.request("call_media_answer", call_id=call_id, version=version, answer=answer)
 
     async def call_leave(self, call_id: str) -> None:
         await self.request("call_leave", call_id=call_id)
@@ -662,6 +683,15 @@ class Client:
     async def call_end(self, call_id: str) -> None:
         """End the call for everyone (admins)."""
         await self.request("call_end", call_id=call_id)
+
+    async def call_record(self, call_id: str, on: bool = True) -> None:
+        """Start or stop recording the call (admins); the file is posted in the call's chat."""
+        await self.request("call_record", call_id=call_id, on=on)
+
+    async def calls(self, from_ms: int | None = None, limit: int = 50) -> dict[str, Any]:
+        """Your calls (lesson calls you are one of the people of, calls in your chats) by
+        start time: ``{"calls": [...], "more": bool}``."""
+        return await self.request("calls", from_ms=from_ms, limit=limit)  # type: ignore[no-any-return]
 
     async def breakout_plan(self, call_id: str, mode: str, **fields: Any) -> dict[str, Any]:
         """``mode``: hand (``rooms``), random (``room_count``, ``seed``), groups

@@ -30,6 +30,7 @@ MAX_PLAN_ROOMS = 1000  # lists in a plan's rooms (the daemon's own limit is far 
 MAX_PLAN_PEOPLE = 5000  # user ids in all of them together
 MAX_ROOM_NAME_CHARS = 255
 MAX_DURATION_S = 10**7
+MAX_LISTED_CALLS = 200  # calls in one answer of the calls op
 
 
 def _invalid(message: str) -> ProtocolError:
@@ -66,6 +67,26 @@ def sdp(name: str, value: Any, limits: Limits) -> str:
     if not value.startswith("v=0"):
         raise _invalid(f"{name} is not an SDP description (it starts with v=0)")
     return value
+
+
+MID = re.compile(r"[A-Za-z0-9_.-]{1,32}")  # an SDP a=mid (RFC 8843 token, kept short)
+MAX_TRACKS = 16  # entries of a tracks map (the daemon's [media] max_mlines is lower)
+
+
+def tracks(name: str, value: Any, limits: Limits) -> dict[str, str]:
+    """What each sending m-line of an offer carries: ``{"0": "audio", "1": "video"}``."""
+    if not isinstance(value, dict):
+        raise _invalid(f"{name} must be a map of mid to audio, video or screen")
+    if len(value) > MAX_TRACKS:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"{name} has more than {MAX_TRACKS} entries")
+    out: dict[str, str] = {}
+    for mid, kind in value.items():
+        if not isinstance(mid, str) or not MID.fullmatch(mid):
+            raise _invalid(f"{name} has a key that is not an SDP mid (1-32 of A-Z a-z 0-9 _ . -)")
+        if kind not in MEDIA_KINDS:
+            raise _invalid(f"{name}.{mid} must be one of {', '.join(MEDIA_KINDS)}")
+        out[mid] = kind
+    return out
 
 
 def plan_rooms(name: str, value: Any, limits: Limits) -> list[list[str]]:

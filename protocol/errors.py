@@ -49,6 +49,11 @@ class ErrorCode(StrEnum):
     NOT_SELF_SELECT = "not_self_select"
     BOARD_FULL = "board_full"  # calls.whiteboard_max_ops since the last clear
     RATE_LIMITED = "rate_limited"
+    # The media plane (PROTOCOL.md "Media"): an SDP the SFU refuses, ...
+    BAD_SDP = "bad_sdp"
+    UNSUPPORTED_CODEC = "unsupported_codec"  # an m-line without Opus (audio) or VP8 (video)
+    CONFLICT = "conflict"  # an answer to a media offer that is no longer the pending one
+    MEDIA_UNAVAILABLE = "media_unavailable"  # call_record on a daemon without the SFU
     INTERNAL = "internal"
 
 

@@ -292,7 +292,22 @@ class CallStart:
 @dataclass(frozen=True, slots=True)
 class CallJoin:
     call_id: str
-    offer: str | None = None  # an SDP offer for the media plane
+    offer: str | None = None  # an SDP offer for the media plane (the send transport)
+    tracks: dict[str, str] | None = None  # mid -> audio, video or screen (PROTOCOL.md "Media")
+
+
+@dataclass(frozen=True, slots=True)
+class CallPublish:
+    call_id: str
+    offer: str  # a new offer of the send transport (a screen share or camera added, stopped)
+    tracks: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallMediaAnswer:
+    call_id: str
+    version: int  # the media_offer push answered
+    answer: str  # SDP
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +398,12 @@ class CallEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class CallRecord:
+    call_id: str
+    on: bool  # start (a no-op while it runs) or stop the recording (R20)
+
+
+@dataclass(frozen=True, slots=True)
 class PlanBreakout:
     call_id: str
     mode: str  # hand, random, groups or self
@@ -456,6 +477,12 @@ class ReplayBoard:
     board: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ListCalls:
+    from_ms: int | None = None  # only calls starting then or later
+    limit: int = 50  # at most this many, by start time (protocol.calls.MAX_LISTED_CALLS)
+
+
 CallRequest = (
     CallStart
     | CallJoin
@@ -473,6 +500,9 @@ CallRequest = (
     | CallWaitingRoom
     | CallAdmin
     | CallEnd
+    | CallRecord
+    | CallPublish
+    | CallMediaAnswer
     | PlanBreakout
     | StartBreakout
     | MoveToRoom
@@ -484,6 +514,7 @@ CallRequest = (
     | DrawOnBoard
     | ClearBoard
     | ReplayBoard
+    | ListCalls
 )
 
 CALL_OPS: dict[str, type[CallRequest]] = {
@@ -503,6 +534,9 @@ CALL_OPS: dict[str, type[CallRequest]] = {
     "call_waiting_room": CallWaitingRoom,
     "call_admin": CallAdmin,
     "call_end": CallEnd,
+    "call_record": CallRecord,
+    "call_publish": CallPublish,
+    "call_media_answer": CallMediaAnswer,
     "breakout_plan": PlanBreakout,
     "breakout_start": StartBreakout,
     "breakout_move": MoveToRoom,
@@ -514,6 +548,7 @@ CALL_OPS: dict[str, type[CallRequest]] = {
     "whiteboard_draw": DrawOnBoard,
     "whiteboard_clear": ClearBoard,
     "whiteboard": ReplayBoard,
+    "calls": ListCalls,
 }
 
 

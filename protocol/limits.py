@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_frame_bytes: int = 64 * 1024
+    # 128 KiB: a receive answer of a full class (about 1 KB of SDP per m-line) must fit.
+    max_frame_bytes: int = 128 * 1024
     max_content_bytes: int = 32 * 1024  # encoded size of an event's content
     max_body_chars: int = 16_000  # content.body of a message
     max_name_chars: int = 255  # room name
@@ -36,4 +37,4 @@ class Limits:
     max_search_query_chars: int = 500  # the search op's query
     search_limit_max: int = 100  # hits in one search page
     # Calls (services.calls): an SDP offer in call_join; the SFU reads what is inside.
-    max_sdp_chars: int = 32_000
+    max_sdp_chars: int = 120_000

@@ -281,7 +281,17 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
     ),
     # Calls: the shapes here (protocol.calls), the call's own limits in services.calls.
     "call_start": (Field("room_id", _room_id),),
-    "call_join": (_CALL, Field("offer", calls.sdp, False)),
+    "call_join": (
+        _CALL,
+        Field("offer", calls.sdp, False),
+        Field("tracks", calls.tracks, False),
+    ),
+    "call_publish": (_CALL, Field("offer", calls.sdp), Field("tracks", calls.tracks, False)),
+    "call_media_answer": (
+        _CALL,
+        Field("version", _integer(1, hi=MAX_POS)),
+        Field("answer", calls.sdp),
+    ),
     "call_leave": (_CALL,),
     "call_get": (_CALL,),
     "call_media": (
@@ -306,6 +316,7 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
     "call_waiting_room": (_CALL, Field("on", _boolean)),
     "call_admin": (_CALL, Field("user_id", _user_id), Field("admin", _boolean)),
     "call_end": (_CALL,),
+    "call_record": (_CALL, Field("on", _boolean)),
     "breakout_plan": (
         _CALL,
         Field("mode", _choice(*calls.PLAN_MODES)),
@@ -331,6 +342,10 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
     ),
     "whiteboard_clear": (_CALL, Field("board", calls.room, False)),
     "whiteboard": (_CALL, Field("board", calls.room, False)),
+    "calls": (
+        Field("from_ms", _integer(0), False),
+        Field("limit", _integer(1, hi=calls.MAX_LISTED_CALLS), False),
+    ),
 }
 assert SCHEMAS.keys() == f.OPS.keys()
 

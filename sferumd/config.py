@@ -2,8 +2,8 @@
 
 Every limit is a named setting. The TOML file has one table per dataclass below
 (``[server]``, ``[store]``, ``[websocket]``, ``[limits]``, ``[auth]``,
-``[journal]``, ``[chats]``, ``[files]``, ``[search]``, ``[calls]``, ``[debug]``); an unknown
-key is an error, so a typo never silently keeps a default.
+``[journal]``, ``[chats]``, ``[files]``, ``[search]``, ``[calls]``, ``[media]``, ``[debug]``); an
+unknown key is an error, so a typo never silently keeps a default.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from media.settings import MediaSettings
 from protocol.limits import Limits
 from sferumd.services import filetypes
 from sferumd.services.calls.settings import CallSettings
@@ -145,6 +146,7 @@ class Settings:
     files: FilesSettings = field(default_factory=FilesSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     calls: CallSettings = field(default_factory=CallSettings)  # online lessons, calls
+    media: MediaSettings = field(default_factory=MediaSettings)  # the SFU (media/)
     debug: DebugSettings = field(default_factory=DebugSettings)  # tests only
 
     @property
@@ -204,6 +206,15 @@ def load(path: Path | None = None, **server_overrides: Any) -> Settings:
         raise ValueError("search: min_prefix_chars, flush_rows >= 1")
     if min(se.purge_delay_s, se.flush_interval_s) <= 0:
         raise ValueError("search: purge_delay_s, flush_interval_s > 0")
+    me = settings.media
+    if min(me.max_producers_per_participant, me.max_mlines, me.max_receive_slots) < 1:
+        raise ValueError("media: max_producers_per_participant, max_mlines, max_receive_slots >= 1")
+    if min(me.max_packets_per_s, me.history_packets, me.max_send_buffer_bytes) < 1:
+        raise ValueError("media: max_packets_per_s, history_packets, max_send_buffer_bytes >= 1")
+    if min(me.connect_timeout_s, me.history_max_age_ms, me.speaker_interval_ms) <= 0:
+        raise ValueError("media: connect_timeout_s, history_max_age_ms, speaker_interval_ms > 0")
+    if me.loudest_audio < 0:
+        raise ValueError("media: loudest_audio >= 0 (0 forwards every microphone)")
     lim = settings.limits
     rich = (lim.max_reaction_key_chars, lim.max_poll_question_chars, lim.max_poll_option_chars)
     if min(*rich, lim.max_reactions_per_user, lim.max_pins) < 1 or lim.max_mentions < 0:

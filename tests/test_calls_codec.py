@@ -15,6 +15,7 @@ from sferumd.services.calls import lifecycle as lc
 from sferumd.services.calls import participants as pt
 from sferumd.services.calls.codec import CallDocument
 from sferumd.services.calls.permissions import Capability, PermissionTable
+from sferumd.services.calls.recording import Recording
 
 people = st.sampled_from(["T-1", "T-2", "ST-1", "ST-2", "ST-3", "PA-1", "@u1", "@u2"])
 times = st.integers(0, 2**41)
@@ -114,6 +115,10 @@ def documents(draw: st.DrawFn) -> CallDocument:
         draw(st.dictionaries(st.sampled_from(["p1.1", "p1.2"]), st.just("!room"))),
         draw(st.dictionaries(st.sampled_from(invited), st.sampled_from(["@u1", "@u2"]))),
         draw(st.integers(0, 10**6)),
+        draw(
+            st.none()
+            | st.builds(Recording, st.integers(0, 2**50), st.sampled_from(invited), st.just("Cx.1"))
+        ),
     )
 
 

@@ -208,8 +208,10 @@ async def test_a_call_in_a_chat(daemon) -> None:  # type: ignore[no-untyped-def]
         shown = [e for e in events if e["type"] == "call" and e.get("state_key") == call_id]
         assert shown[-1]["content"]["state"] == "running"
         await refused("not_invited", c.call_join(call_id))
-        joined = await b.call_join(call_id, offer="v=0\r\n")
-        assert joined["joined"] is True and joined["answer"] is None  # no SFU: no answer
+        # The SFU reads the offer before anything changes: a broken one is refused.
+        await refused("bad_sdp", b.call_join(call_id, offer="v=0\r\n"))
+        joined = await b.call_join(call_id)
+        assert joined["joined"] is True and joined["answer"] is None  # no offer: no answer
         assert joined["call"]["admins"] == [a.user_id]
         await refused("not_joined", a.call_media(call_id, "video"))  # the owner isn't in yet
         await a.call_join(call_id)

@@ -24,7 +24,18 @@ STROKE = {"type": "stroke", "points": [[0.1, 0.2]], "color": "#000000", "width":
 # The call ops (PROTOCOL.md "Calls"): every field set, and only the required ones.
 CALL_FULL: dict[str, tuple[dict[str, Any], f.Request]] = {
     "call_start": ({"room_id": R}, f.CallStart(R)),
-    "call_join": ({"call_id": C, "offer": SDP}, f.CallJoin(C, SDP)),
+    "call_join": (
+        {"call_id": C, "offer": SDP, "tracks": {"0": "audio", "v.1": "screen"}},
+        f.CallJoin(C, SDP, {"0": "audio", "v.1": "screen"}),
+    ),
+    "call_publish": (
+        {"call_id": C, "offer": SDP, "tracks": {"1": "video"}},
+        f.CallPublish(C, SDP, {"1": "video"}),
+    ),
+    "call_media_answer": (
+        {"call_id": C, "version": 2, "answer": SDP},
+        f.CallMediaAnswer(C, 2, SDP),
+    ),
     "call_leave": ({"call_id": C}, f.CallLeave(C)),
     "call_get": ({"call_id": C}, f.CallGet(C)),
     "call_media": ({"call_id": C, "kind": "screen", "on": True}, f.CallMedia(C, "screen", True)),
@@ -48,6 +59,7 @@ CALL_FULL: dict[str, tuple[dict[str, Any], f.Request]] = {
     "call_waiting_room": ({"call_id": C, "on": True}, f.CallWaitingRoom(C, True)),
     "call_admin": ({"call_id": C, "user_id": U, "admin": False}, f.CallAdmin(C, U, False)),
     "call_end": ({"call_id": C}, f.CallEnd(C)),
+    "call_record": ({"call_id": C, "on": True}, f.CallRecord(C, True)),
     "breakout_plan": (
         {
             "call_id": C,
@@ -75,10 +87,16 @@ CALL_FULL: dict[str, tuple[dict[str, Any], f.Request]] = {
     ),
     "whiteboard_clear": ({"call_id": C, "board": "main"}, f.ClearBoard(C, "main")),
     "whiteboard": ({"call_id": C, "board": "main"}, f.ReplayBoard(C, "main")),
+    "calls": ({"from_ms": 1898845200000, "limit": 200}, f.ListCalls(1898845200000, 200)),
 }
 CALL_REQUIRED: dict[str, tuple[dict[str, Any], f.Request]] = {
     "call_start": ({"room_id": R}, f.CallStart(R)),
     "call_join": ({"call_id": C}, f.CallJoin(C)),
+    "call_publish": ({"call_id": C, "offer": SDP}, f.CallPublish(C, SDP)),
+    "call_media_answer": (
+        {"call_id": C, "version": 1, "answer": SDP},
+        f.CallMediaAnswer(C, 1, SDP),
+    ),
     "call_leave": ({"call_id": C}, f.CallLeave(C)),
     "call_get": ({"call_id": C}, f.CallGet(C)),
     "call_media": ({"call_id": C, "kind": "audio", "on": False}, f.CallMedia(C, "audio", False)),
@@ -96,6 +114,7 @@ CALL_REQUIRED: dict[str, tuple[dict[str, Any], f.Request]] = {
     "call_waiting_room": ({"call_id": C, "on": False}, f.CallWaitingRoom(C, False)),
     "call_admin": ({"call_id": C, "user_id": U, "admin": True}, f.CallAdmin(C, U, True)),
     "call_end": ({"call_id": C}, f.CallEnd(C)),
+    "call_record": ({"call_id": C, "on": False}, f.CallRecord(C, False)),
     "breakout_plan": ({"call_id": C, "mode": "random"}, f.PlanBreakout(C, "random")),
     "breakout_start": ({"call_id": C}, f.StartBreakout(C)),
     "breakout_move": ({"call_id": C, "user_id": U, "room": "main"}, f.MoveToRoom(C, U, "main")),
@@ -107,6 +126,7 @@ CALL_REQUIRED: dict[str, tuple[dict[str, Any], f.Request]] = {
     "whiteboard_draw": ({"call_id": C, "item": {}}, f.DrawOnBoard(C, {})),
     "whiteboard_clear": ({"call_id": C}, f.ClearBoard(C)),
     "whiteboard": ({"call_id": C}, f.ReplayBoard(C)),
+    "calls": ({}, f.ListCalls()),
 }
 
 # One valid request per op with every field set, and the dataclass it must become.
@@ -277,6 +297,9 @@ KINDS = {
     # Calls.
     "call_id": "str",
     "offer": "str",
+    "tracks": "tracks",
+    "version": "int",
+    "answer": "str",
     "kind": "str",
     "on": "bool",
     "raised": "bool",
@@ -297,6 +320,7 @@ KINDS = {
     "immediate": "bool",
     "item": "map",
     "board": "str",
+    "from_ms": "int",
 }
 WRONG: dict[str, list[Any]] = {
     "str": [5, 1.5, True, [], {}, b"!room1"],
@@ -309,6 +333,7 @@ WRONG: dict[str, list[Any]] = {
     "rooms": ["@a", {"@a": 1}, 5, True, ("@a",), ["@a"], [[5]], [("@a",)]],
     "ids": ["GR", {"GR": 1}, 5, True, ("GR",), [5], [""]],
     "names": ["a", {"a": 1}, 5, True, ("a",), [5], [None]],
+    "tracks": [[], "x", 5, True, {"0": "smell"}, {"": "audio"}, {"a b": "video"}, {"0": 1}],
 }
 
 
@@ -797,6 +822,7 @@ def request_maps(json_text: bool = False) -> st.SearchStrategy[dict[Any, Any]]:
         "bool": st.booleans(),
         "list": st.lists(ids_like, max_size=4),
         "map": st.dictionaries(keys, values, max_size=3),
+        "tracks": st.dictionaries(keys, values, max_size=3),
         "texts": st.lists(strings, max_size=14),
         "numbers": st.lists(st.integers(-1, 13) | st.booleans(), max_size=14),
         "rooms": st.lists(st.lists(ids_like, max_size=3) | ids_like, max_size=4),
@@ -854,6 +880,13 @@ def request_maps(json_text: bool = False) -> st.SearchStrategy[dict[Any, Any]]:
         # Calls.
         "call_id": sigiled("C") | ids_like,
         "offer": st.just(SDP) | good_text,
+        "tracks": st.dictionaries(
+            st.text(alphabet="0a._- ", max_size=3) | st.just("x" * 33),
+            st.sampled_from(["audio", "video", "screen", "smell"]),
+            max_size=3,
+        ),
+        "version": st.integers(-1, 2**53 + 1),
+        "answer": st.just(SDP) | good_text,
         "kind": st.sampled_from(["audio", "video", "screen", "smell"]),
         "on": st.booleans(),
         "raised": st.booleans(),
@@ -874,6 +907,7 @@ def request_maps(json_text: bool = False) -> st.SearchStrategy[dict[Any, Any]]:
         "immediate": st.booleans(),
         "item": st.dictionaries(st.sampled_from(["type", "points"]) | keys, content_values),
         "board": st.sampled_from(["main", "p2.3", "1.2"]) | ids_like,
+        "from_ms": st.integers(-1, 2**53 + 1),
     }
 
     @st.composite
@@ -926,6 +960,7 @@ STR_LIMIT = {
     "to_room": "max_id_chars",
     "query": "max_search_query_chars",
     "offer": "max_sdp_chars",
+    "answer": "max_sdp_chars",
     "text": "max_body_chars",
 }
 INT_RANGE = {
@@ -943,6 +978,9 @@ INT_RANGE = {
     ("breakout_plan", "duration_s"): (1, 10**7),
     ("breakout_plan", "capacity"): (0, 5000),
     ("breakout_extend", "duration_s"): (1, 10**7),
+    ("call_media_answer", "version"): (1, MAX),
+    ("calls", "from_ms"): (0, MAX),
+    ("calls", "limit"): (1, 200),
 }
 GROUP = re.compile(r"[!-~]{1,128}")
 
@@ -1015,6 +1053,10 @@ def assert_within_limits(env: f.Envelope, limits: Limits) -> None:
         elif kind == "names":  # breakout room names
             assert isinstance(value, list) and len(value) <= 1000
             assert all(isinstance(t, str) and len(t) <= 255 for t in value)
+        elif kind == "tracks":  # mid -> what the m-line sends (protocol.calls)
+            assert isinstance(value, dict) and len(value) <= 16
+            assert all(re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", m) for m in value)
+            assert set(value.values()) <= {"audio", "video", "screen"}
         elif kind == "map":
             assert isinstance(value, dict)
             assert plain(value)

@@ -124,6 +124,7 @@ def create_app(settings: Settings) -> web.Application:
         link,
         messages,
         pages,
+        recordings,
         roster,
         search,
         ws,
@@ -152,6 +153,7 @@ def create_app(settings: Settings) -> web.Application:
     # Online lessons and calls: the journal's videoconferences, the call ops, the scheduler
     # (started once the store is open and the rooms loaded).
     calls.routes(app)
+    recordings.routes(app)  # call_record; recordings a restart cut short finished at start-up
     return app
 
 

@@ -3,6 +3,7 @@ decisions are in services.auth. Errors are ``{"error": {"code", "message", ...}}
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -171,3 +172,13 @@ async def revoke_device(request: web.Request) -> web.Response:
     target = request.match_info["device_id"]
     await request.app[DAEMON].auth.revoke(device.user_id, target)
     return web.json_response({"revoked": target})
+
+
+def require_loopback(request: web.Request, what: str) -> None:
+    """Debug endpoints answer callers on this machine only (403 ``forbidden`` otherwise)."""
+    try:
+        local = ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        raise AuthError(403, "forbidden", f"{what} answers the loopback address only")

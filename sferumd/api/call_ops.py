@@ -12,6 +12,7 @@ from sferumd.model import Device
 from sferumd.services.calls.boards import Whiteboards
 from sferumd.services.calls.breakouts import BreakoutRooms
 from sferumd.services.calls.errors import CallError
+from sferumd.services.calls.listing import CallListing
 from sferumd.services.calls.service import CallService, wire_error
 
 Handler = Callable[[Device, Any], Awaitable[Any]]
@@ -45,6 +46,8 @@ def build(calls: CallService, rooms: BreakoutRooms, boards: Whiteboards) -> dict
         "call_waiting_room": calls.waiting_room,
         "call_admin": calls.set_admin,
         "call_end": calls.end,
+        "call_publish": calls.publish,
+        "call_media_answer": calls.media_answer,
         "breakout_plan": rooms.plan,
         "breakout_start": rooms.start,
         "breakout_move": rooms.move,
@@ -56,5 +59,6 @@ def build(calls: CallService, rooms: BreakoutRooms, boards: Whiteboards) -> dict
         "whiteboard_draw": boards.draw,
         "whiteboard_clear": boards.clear,
         "whiteboard": boards.replay,
+        "calls": CallListing(calls).list_calls,
     }
     return {name: _op(method) for name, method in table.items()}

@@ -9,14 +9,13 @@ open (stopping it, with everybody in a call leaving, on shutdown).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from aiohttp import web
 
-from sferumd.api import call_ops
+from sferumd.api import call_ops, media
 from sferumd.api.app import DAEMON
-from sferumd.api.auth import errors, json_object, read_body
+from sferumd.api.auth import errors, json_object, read_body, require_loopback
 from sferumd.api.journal import base_url, signed
 from sferumd.services.auth import AuthError
 from sferumd.services.calls.boards import Whiteboards
@@ -47,6 +46,7 @@ def routes(app: web.Application) -> None:
         webhooks=JournalWebhooks(daemon.settings.journal),
         clock=Clock(),
         spawn=daemon.spawn,
+        media=media.build(app, daemon),  # the SFU, when [media] enabled
     )
     app[CALLS] = calls
     app[LESSONS] = LessonCalls(calls, daemon.roster, roster_store)
@@ -147,28 +147,19 @@ async def of_account(request: web.Request) -> web.Response:
 # -- the test clock ----------------------------------------------------------------------------
 
 
-def _loopback(request: web.Request) -> None:
-    try:
-        local = ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        local = False
-    if not local:
-        raise AuthError(403, "forbidden", "the test clock answers the loopback address only")
-
-
 def _clock_json(calls: CallService) -> dict[str, Any]:
     return {"now_ms": calls.clock.now_ms(), "fixed": calls.clock.fixed}
 
 
 async def get_clock(request: web.Request) -> web.Response:
-    _loopback(request)
+    require_loopback(request, "the test clock")
     return web.json_response(_clock_json(request.app[CALLS]))
 
 
 async def set_clock(request: web.Request) -> web.Response:
     """``{"now_ms": MS}`` stops the clock there (``null``: real time again); answers once the
     scheduler has done everything due at that time."""
-    _loopback(request)
+    require_loopback(request, "the test clock")
     body = json_object(await read_body(request))
     now = body.get("now_ms")
     if set(body) != {"now_ms"} or not (

@@ -331,6 +331,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (board_id, seq)
     ) WITHOUT ROWID
     """,
+    # A user's list of calls (store.call_list, the calls op): chat calls by their chat.
+    """
+    CREATE INDEX calls_chat ON calls (room_id, start_ms) WHERE kind = 'chat'
+    """,
 ]
 
 

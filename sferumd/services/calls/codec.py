@@ -34,6 +34,7 @@ from sferumd.services.calls.participants import (
     Participant,
 )
 from sferumd.services.calls.permissions import Capability, PermissionTable
+from sferumd.services.calls.recording import Recording
 
 Json = dict[str, Any]
 
@@ -52,6 +53,7 @@ class CallDocument:
     # Person -> messenger user, for the people of a lesson call seen so far (accounts).
     users: Mapping[str, str] = field(default_factory=dict)
     version: int = 0  # +1 on every change: clients drop a state older than one they have
+    recording: Recording | None = None  # R20: the one running now (calls.recording)
 
 
 # -- dump -------------------------------------------------------------------------------------
@@ -72,6 +74,7 @@ def dump(doc: CallDocument) -> Json:
         "plan": None if doc.plan is None else _dump_plan(doc.plan),
         "breakout_chats": dict(sorted(doc.breakout_chats.items())),
         "users": dict(sorted(doc.users.items())),
+        "recording": None if doc.recording is None else _dump_recording(doc.recording),
         "version": doc.version,
     }
 
@@ -113,6 +116,10 @@ def _dump_roster(r: CallRoster) -> Json:
     }
 
 
+def _dump_recording(r: Recording) -> Json:
+    return {"since_ms": r.since_ms, "by": r.by, "stem": r.stem}
+
+
 def _dump_plan(p: BreakoutPlan) -> Json:
     return {
         "plan_id": p.plan_id,
@@ -150,6 +157,7 @@ def load(data: Json) -> CallDocument:
         plan=None if data["plan"] is None else _load_plan(data["plan"]),
         breakout_chats=dict(data["breakout_chats"]),
         users=dict(data["users"]),
+        recording=_load_recording(data.get("recording")),  # absent in documents before R20
         version=int(data["version"]),
     )
 
@@ -188,6 +196,10 @@ def _load_roster(r: Json) -> CallRoster:
         admitted=frozenset(r["admitted"]),
         excluded={p: Exclusion(e) for p, e in r["excluded"].items()},
     )
+
+
+def _load_recording(r: Json | None) -> Recording | None:
+    return None if r is None else Recording(int(r["since_ms"]), r["by"], r["stem"])
 
 
 def _load_plan(p: Json) -> BreakoutPlan:

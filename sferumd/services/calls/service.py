@@ -53,7 +53,14 @@ from sferumd.services.calls import permissions as pm
 from sferumd.services.calls import whiteboard as wb
 from sferumd.services.calls.codec import CallDocument
 from sferumd.services.calls.errors import CallCode, CallError
-from sferumd.services.calls.media import MediaBackend, NoMedia, media_steps
+from sferumd.services.calls.media import (
+    MediaBackend,
+    MediaRefused,
+    NoMedia,
+    allowed_kinds,
+    capability_steps,
+    media_steps,
+)
 from sferumd.services.calls.participants import Category, Invitee, JoinCode, MediaKind
 from sferumd.services.calls.permissions import Capability
 from sferumd.services.calls.scheduler import Clock, Scheduler
@@ -106,6 +113,15 @@ def wire_error(err: CallError) -> ProtocolError:
         code = ErrorCode.INVALID_FIELD
     if isinstance(err, wb.RateLimitedError):
         return CallProtocolError(code, err.message, retry_after_ms=err.retry_after_ms)
+    return ProtocolError(code, err.message)
+
+
+def media_error(err: MediaRefused) -> ProtocolError:
+    """The media plane's refusal as the websocket's error of the same code."""
+    try:
+        code = ErrorCode(err.code)
+    except ValueError:
+        code = ErrorCode.BAD_SDP
     return ProtocolError(code, err.message)
 
 
@@ -183,6 +199,8 @@ class CallService:
         self.media: MediaBackend = media or NoMedia()
         self.live: dict[str, LiveCall] = {}
         self.scheduler = Scheduler(clock, self._tick)
+        # Called with the call and its last document when a call ends (recordings stop).
+        self.on_finish: list[Callable[[LiveCall, CallDocument], None]] = []
 
     # -- start-up and shutdown ---------------------------------------------------------------
 
@@ -303,8 +321,9 @@ class CallService:
     def _media_effects(self, live: LiveCall, old: CallDocument, new: CallDocument) -> list[Effect]:
         media, call_id = self.media, live.call_id
         steps = media_steps((old.roster, views.placement(old)), (new.roster, views.placement(new)))
+        steps += capability_steps((old.table, old.roster), (new.table, new.roster))
         effects: list[Effect] = []
-        for step in steps:
+        for step in dict.fromkeys(steps):
             user = live.user_of(step.person_id)
             if user is None:
                 continue
@@ -529,15 +548,51 @@ class CallService:
             chat = self.rooms.rooms.get(live.facts.room_id)
             if chat is not None and chat.power.user(user) >= ADMIN_LEVEL:
                 roster = pt.make_admin(roster, roster.owner_id, person)  # R18, chat admins
+        if req.offer is not None and verdict.admitted:
+            allowed = allowed_kinds(doc.table, roster, person)
+            try:
+                self.media.check_offer(req.offer, req.tracks, allowed)  # refused: no change
+            except MediaRefused as err:
+                raise media_error(err) from None
         await self.commit(live, replace(doc, roster=roster))
         answer = None
         if verdict.admitted:
             room = views.placement(live.doc).get(person, bo.MAIN_ROOM)
+            allowed = allowed_kinds(live.doc.table, live.doc.roster, person)
             try:
-                answer = await self.media.join(live.call_id, room, user, req.offer)
+                answer = await self.media.join(
+                    live.call_id, room, user, req.offer, tracks=req.tracks, allowed=allowed
+                )
+            except MediaRefused as err:  # in the call, without media: join again or publish
+                raise media_error(err) from None
             except Exception:
                 log.exception("media backend failed to join", extra={"call_id": live.call_id})
         return {"joined": verdict.admitted, "answer": answer, "call": live.view()}
+
+    async def publish(self, device: Device, req: f.CallPublish) -> dict[str, Any]:
+        """A new offer of the participant's send transport (PROTOCOL.md "Media")."""
+        live, me = await self.get_call(req.call_id, device.user_id)
+        if not pt.is_joined(live.doc.roster, me):
+            raise ProtocolError(ErrorCode.NOT_JOINED, "join the call before publishing media")
+        allowed = allowed_kinds(live.doc.table, live.doc.roster, me)
+        try:
+            answer = await self.media.publish(
+                live.call_id, device.user_id, req.offer, req.tracks, allowed
+            )
+        except MediaRefused as err:
+            raise media_error(err) from None
+        return {"answer": answer}
+
+    async def media_answer(self, device: Device, req: f.CallMediaAnswer) -> dict[str, Any]:
+        """The participant's answer to the SFU's ``media_offer`` push."""
+        live, me = await self.get_call(req.call_id, device.user_id)
+        if not pt.is_joined(live.doc.roster, me):
+            raise ProtocolError(ErrorCode.NOT_JOINED, "you are not in the call")
+        try:
+            await self.media.media_answer(live.call_id, device.user_id, req.version, req.answer)
+        except MediaRefused as err:
+            raise media_error(err) from None
+        return {}
 
     async def leave(self, device: Device, req: f.CallLeave) -> dict[str, Any]:
         live, me = await self.get_call(req.call_id, device.user_id)
@@ -736,7 +791,10 @@ class CallService:
                 plan, doc.roster, doc.roster.owner_id, now, self.settings, immediate=True
             )
         new = replace(doc, call=call, roster=roster, hands=hq.HandQueue(), plan=plan)
+        new = replace(new, recording=None)
         self.live.pop(live.call_id, None)
+        for hook in self.on_finish:
+            hook(live, doc)
         done: list[Awaitable[Any]] = [self.commit(live, new, final=True)]
         _add(done, self.announce(live))
         if live.is_lesson and call.started_at_ms is not None and event is not lc.CallEvent.CANCEL:

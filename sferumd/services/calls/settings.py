@@ -56,6 +56,13 @@ class CallSettings:
     # Naming (naming.py): the school's time zone for dates and times in call names.
     time_zone: str = "Europe/Moscow"
 
+    # Recording (recordings.py, media/recorder.py; R20). Made under the data directory in
+    # recording_dir, then stored as a file in the call's chat. At either limit it stops.
+    recording_dir: str = "recordings"  # relative to the data directory
+    recording_max_mb: int = 2048
+    recording_max_s: int = 6 * 3600
+    recording_queue_frames: int = 2000  # frames waiting for the recorder's thread; more drop
+
     def __post_init__(self) -> None:
         non_negative = {
             "open_lead_s": self.open_lead_s,
@@ -76,6 +83,9 @@ class CallSettings:
             "whiteboard_max_points": self.whiteboard_max_points,
             "whiteboard_max_ops": self.whiteboard_max_ops,
             "whiteboard_max_text_chars": self.whiteboard_max_text_chars,
+            "recording_max_mb": self.recording_max_mb,
+            "recording_max_s": self.recording_max_s,
+            "recording_queue_frames": self.recording_queue_frames,
         }
         for name, value in non_negative.items():
             if value < 0:
@@ -87,6 +97,9 @@ class CallSettings:
             raise ValueError("calls.whiteboard_ops_per_s must be > 0")
         if not 0 < self.whiteboard_max_width <= 1:
             raise ValueError("calls.whiteboard_max_width must be in (0, 1]")
+        parts = self.recording_dir.replace("\\", "/").split("/")
+        if self.recording_dir.startswith("/") or not self.recording_dir or ".." in parts:
+            raise ValueError("calls.recording_dir must be a directory inside the data directory")
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

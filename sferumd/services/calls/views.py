@@ -83,6 +83,9 @@ def call_view(facts: CallFacts, name: str, doc: CallDocument, user_of: UserOf) -
             "personal": personal,
         },
         "breakout": None if doc.plan is None else plan_view(doc, user_of),
+        "recording": None
+        if doc.recording is None
+        else {"since_ms": doc.recording.since_ms, "by": user_of(doc.recording.by)},
         "version": doc.version,
     }
 

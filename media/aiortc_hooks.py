@@ -1,0 +1,232 @@
+"""Everything the SFU needs from aiortc and aioice that they do not offer publicly.
+
+aiortc has no API for forwarding encoded RTP (see aiortc issues 55, 449 and 550: its
+maintainer's advice is to patch the transport's handlers, which is what this module does).
+This is the only module of the project that touches private names of aiortc or aioice; it
+refuses to load with any other aiortc version than the one it was written and tested against,
+and the real-browser tests guard what it relies on:
+
+- ``RTCDtlsTransport._handle_rtp_data`` / ``_handle_rtcp_data``: replaced on the instance (the
+  bundled transport of a peer connection) so decrypted RTP and RTCP come to the SFU; RTCP is
+  also handed on to aiortc (its senders keep their receiver-report statistics).
+- ``RTCDtlsTransport._tx_srtp`` and aioice's nominated candidate pair: a synchronous send
+  (protect, then ``sendto`` on the pair's datagram socket) so one incoming packet is
+  forwarded to all its subscribers without a coroutine per copy, with the socket's write
+  buffer bounded.
+- ``RTCRtpSender``'s sender-report fields: the RTCP loop aiortc runs per sender reports the
+  values the SFU sets (the publisher's NTP time and the rewritten RTP time), so lip-sync holds.
+- ``RTCRtpTransceiver._codecs`` / ``_headerExtensions``: the negotiated payload types and
+  header extension ids.
+- ``aioice.ice.get_host_addresses``: skips 127.0.0.1; ``allow_loopback`` adds it back (tests
+  and loopback-only benchmarks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aioice.ice
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+AIORTC_VERSION = "1.16.0"
+if aiortc.__version__ != AIORTC_VERSION:  # pragma: no cover - a wrong install
+    raise ImportError(
+        f"media.aiortc_hooks patches private methods of aiortc {AIORTC_VERSION}; "
+        f"aiortc {aiortc.__version__} is installed (pin aiortc=={AIORTC_VERSION})"
+    )
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+OnRtp = Callable[[bytes, int], None]
+OnRtcp = Callable[[bytes], None]
+
+_original_host_addresses = aioice.ice.get_host_addresses
+_loopback = False
+
+
+def allow_loopback(on: bool) -> None:
+    """Let aioice offer 127.0.0.1 as a host candidate (it skips it by default). Affects the
+    whole process: the daemon's ``[media] loopback_candidates`` or a test client."""
+    global _loopback
+    _loopback = on
+    aioice.ice.get_host_addresses = _host_addresses
+
+
+def _host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    addresses: list[str] = _original_host_addresses(use_ipv4, use_ipv6)
+    if _loopback and use_ipv4 and "127.0.0.1" not in addresses:
+        addresses.insert(0, "127.0.0.1")
+    return addresses
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """What one transceiver agreed on with the remote side."""
+
+    mid: str
+    kind: str  # audio | video (the m-line's kind)
+    mime_type: str  # the first common codec
+    clock_rate: int
+    payload_type: int
+    extensions: dict[str, int]  # uri -> id
+
+
+def negotiated(transceiver: RTCRtpTransceiver) -> Negotiated | None:
+    codecs = [c for c in transceiver._codecs if not c.mimeType.lower().endswith("/rtx")]
+    if transceiver.mid is None or not codecs or codecs[0].payloadType is None:
+        return None
+    codec = codecs[0]
+    assert codec.payloadType is not None
+    return Negotiated(
+        mid=transceiver.mid,
+        kind=transceiver.kind,
+        mime_type=codec.mimeType,
+        clock_rate=codec.clockRate,
+        payload_type=codec.payloadType,
+        extensions={e.uri: e.id for e in transceiver._headerExtensions},
+    )
+
+
+def bundle_transport(pc: RTCPeerConnection) -> RTCDtlsTransport | None:
+    """The DTLS transport every m-line of a bundled connection uses."""
+    for transceiver in pc.getTransceivers():
+        transport: RTCDtlsTransport = transceiver.receiver.transport
+        return transport
+    return None
+
+
+def tap(transport: RTCDtlsTransport, on_rtp: OnRtp, on_rtcp: OnRtcp) -> None:
+    """Decrypted RTP of ``transport`` goes to ``on_rtp`` (and no longer to aiortc's receivers:
+    nothing is depacketised or decoded); RTCP goes to ``on_rtcp`` and then on to aiortc."""
+    original_rtcp: Callable[[bytes], Awaitable[None]] = transport._handle_rtcp_data
+
+    async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+        on_rtp(data, arrival_time_ms)
+
+    async def handle_rtcp(data: bytes) -> None:
+        on_rtcp(data)
+        await original_rtcp(data)
+
+    setattr(transport, "_handle_rtp_data", handle_rtp)  # noqa: B010
+    setattr(transport, "_handle_rtcp_data", handle_rtcp)  # noqa: B010
+
+
+def is_tapped(transport: RTCDtlsTransport) -> bool:
+    return "_handle_rtp_data" in vars(transport)
+
+
+class Sender:
+    """A synchronous, bounded way to send (S)RTP(C) on a connected DTLS transport."""
+
+    __slots__ = ("max_buffer", "transport")
+
+    def __init__(self, transport: RTCDtlsTransport, max_buffer: int):
+        self.transport = transport
+        self.max_buffer = max_buffer
+
+    def send(self, data: bytes, rtcp: bool = False) -> int:
+        """1: sent; 0: not connected (yet or any more); -1: dropped, the socket's write buffer
+        is over its bound (a peer or network that does not keep up)."""
+        transport = self.transport
+        if transport._state.name != "CONNECTED" or transport._tx_srtp is None:
+            return 0
+        pair = transport.transport._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return 0
+        sock: Any = pair.protocol.transport
+        if sock.get_write_buffer_size() > self.max_buffer:
+            return -1
+        srtp = transport._tx_srtp
+        protected = srtp.protect_rtcp(data) if rtcp else srtp.protect(data)
+        sock.sendto(protected, pair.remote_addr)
+        return 1
+
+    def buffered(self) -> int:
+        pair = self.transport.transport._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return 0
+        sock: Any = pair.protocol.transport
+        size: int = sock.get_write_buffer_size()
+        return size
+
+
+def set_sender_report(
+    sender: RTCRtpSender, ntp: int, rtp_ts: int, packets: int, octets: int
+) -> None:
+    """The next sender report aiortc's RTCP loop sends for ``sender`` carries these."""
+    setattr(sender, "_RTCRtpSender__ntp_timestamp", ntp)  # noqa: B010
+    setattr(sender, "_RTCRtpSender__rtp_timestamp", rtp_ts)  # noqa: B010
+    setattr(sender, "_RTCRtpSender__packet_count", packets)  # noqa: B010
+    setattr(sender, "_RTCRtpSender__octet_count", octets)  # noqa: B010
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    ssrc: int = sender._ssrc
+    return ssrc
+
+
+def observe(transport: RTCDtlsTransport, on_rtp: OnRtp) -> None:
+    """``on_rtp`` sees each decrypted RTP packet of ``transport`` before aiortc handles it
+    as usual (a client counting what it receives, per slot)."""
+    original: Callable[[bytes, int], Awaitable[None]] = transport._handle_rtp_data
+
+    async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+        on_rtp(data, arrival_time_ms)
+        await original(data, arrival_time_ms)
+
+    setattr(transport, "_handle_rtp_data", handle_rtp)  # noqa: B010
+
+
+def pause_reading(transport: RTCDtlsTransport) -> bool:
+    """Stop reading the connection's UDP socket (a peer that never reads, in tests)."""
+    pair = transport.transport._connection._nominated.get(1)
+    if pair is None or pair.protocol.transport is None:
+        return False
+    sock: Any = pair.protocol.transport
+    sock.pause_reading()
+    return True
+
+
+def decoded_packets(pc: RTCPeerConnection) -> int:
+    """RTP packets aiortc's own receive path (depacketiser, jitter buffer, decoder) took on
+    this connection: 0 on a tapped connection, the proof that the SFU decodes nothing."""
+    total = 0
+    for transceiver in pc.getTransceivers():
+        streams: dict[int, Any] = getattr(
+            transceiver.receiver, "_RTCRtpReceiver__remote_streams", {}
+        )
+        total += sum(s.packets_received for s in streams.values())
+    return total
+
+
+def loopback_only() -> None:
+    """This process offers 127.0.0.1 as its only ICE host candidate, so every pair it can
+    nominate stays on the loopback interface (the SFU benchmark's client)."""
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return ["127.0.0.1"] if use_ipv4 else []
+
+    aioice.ice.get_host_addresses = host_addresses
+
+
+def count_srtp(transport: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
+    """Each SRTP packet (not SRTCP) arriving on ``transport`` goes to ``keep`` first, still
+    encrypted (its RTP header is in clear); only those it keeps are decrypted and handled.
+    A benchmark subscriber counts packets this way without aiortc's per-packet receive
+    cost; DTLS and SRTCP go on as usual."""
+    connection: Any = transport.transport._connection
+    original: Callable[[bytes, int], None] = connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 224
+        if srtp and not keep(data):
+            return
+        original(data, component)
+
+    setattr(connection, "data_received", data_received)  # noqa: B010

@@ -1,0 +1,209 @@
+"""A Consumer: one receive slot of a subscriber (one m-line of the receive transport, one
+outgoing SSRC) and the producer that feeds it now.
+
+What a subscriber sees is one continuous RTP stream per slot whatever feeds it: when the
+slot is remapped to another producer (someone leaves, a breakout move) or its producer is
+resumed, ``SeqTsMapper.switch_source`` keeps sequence numbers and timestamps continuous and
+``Vp8Rewriter.switch_source`` the VP8 picture id and TL0PICIDX, and a video slot forwards
+nothing until the new source's next keyframe (asked for at once). Per packet the slot writes
+the subscriber's SSRC, payload type and MID (and the audio level, when the subscriber
+negotiated it) and sends; NACKs are answered from the producer's history; the publisher's
+sender reports are passed on with the slot's timestamp offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from media import rtp
+from media.clock import SrMapper
+from media.seqts import SeqTsMapper
+from media.vp8 import Vp8Rewriter, is_keyframe
+
+if TYPE_CHECKING:
+    from media.producer import Producer
+
+Send = Callable[[bytes], int]  # 1 sent, 0 not connected, -1 dropped (buffer full)
+Report = Callable[[int, int, int, int], None]  # (ntp, rtp_ts, packets, octets) -> next SR
+
+
+class Consumer:
+    __slots__ = (
+        "_block",
+        "audio_level_id",
+        "dropped",
+        "mapper",
+        "media",
+        "mid",
+        "mid_id",
+        "octets",
+        "packets",
+        "payload_type",
+        "producer",
+        "report",
+        "retransmitted",
+        "send",
+        "ssrc",
+        "vp8",
+        "waiting_keyframe",
+    )
+
+    def __init__(self, mid: str, media: str, ssrc: int, send: Send, report: Report):
+        self.mid = mid
+        self.media = media  # audio | video (the m-line's kind)
+        self.ssrc = ssrc
+        self.send = send
+        self.report = report
+        self.payload_type: int | None = None  # known once the subscriber answered
+        self.mid_id: int | None = None
+        self.audio_level_id: int | None = None
+        self.producer: Producer | None = None
+        self.mapper = SeqTsMapper()
+        self.vp8 = Vp8Rewriter() if media == "video" else None
+        self.waiting_keyframe = False
+        self.packets = 0
+        self.octets = 0
+        self.dropped = 0  # the transport's send buffer was full
+        self.retransmitted = 0
+        self._block = b""
+
+    def configure(self, payload_type: int, extensions: dict[str, int]) -> None:
+        """The subscriber's negotiated payload type and header extension ids."""
+        from media.aiortc_hooks import AUDIO_LEVEL_URI, MID_URI
+
+        self.payload_type = payload_type
+        self.mid_id = extensions.get(MID_URI)
+        self.audio_level_id = extensions.get(AUDIO_LEVEL_URI)
+        block: dict[int, bytes] = {}
+        if self.mid_id is not None:
+            block[self.mid_id] = self.mid.encode()
+        self._block = rtp.encode_extensions(block)
+
+    def attach(self, producer: Producer | None, now_ms: int) -> None:
+        """Feed this slot from ``producer`` (None: idle) from the next packet on."""
+        if producer is self.producer:
+            return
+        old = self.producer
+        if old is not None and self in old.consumers:
+            old.consumers.remove(self)
+        self.producer = producer
+        self.mapper.switch_source(now_ms)
+        if self.vp8 is not None:
+            self.vp8.switch_source()
+        if producer is not None:
+            producer.consumers.append(self)
+            self.resume(now_ms)
+
+    def resume(self, now_ms: int) -> None:
+        """The source starts again (attached, or its producer resumed): a video slot waits
+        for a keyframe, and one is asked for."""
+        producer = self.producer
+        if producer is None:
+            return
+        self.mapper.switch_source(now_ms)
+        if self.vp8 is not None:
+            self.vp8.switch_source()
+            self.waiting_keyframe = True
+            producer.request_keyframe(now_ms, force=True)
+
+    def forward(
+        self, view: rtp.RtpPacketView, data: bytes, arrival_ms: int, level: bytes | None
+    ) -> None:
+        pt = self.payload_type
+        if pt is None:
+            return
+        producer = self.producer
+        assert producer is not None
+        payload: bytes | None = None
+        if self.vp8 is not None:
+            body = data[view.payload_offset : view.payload_end]
+            if self.waiting_keyframe:
+                if not is_keyframe(body):
+                    producer.request_keyframe(arrival_ms)
+                    return
+                self.waiting_keyframe = False
+            mapped = self.mapper.map(view.sequence, view.timestamp, arrival_ms, 90000)
+            if mapped is None:
+                return
+            payload = self.vp8.rewrite(body)
+        else:
+            mapped = self.mapper.map(
+                view.sequence, view.timestamp, arrival_ms, producer.info.clock_rate
+            )
+            if mapped is None:
+                return
+        seq, ts = mapped
+        self._send(data, pt, seq, ts, level, payload)
+
+    def _send(
+        self, data: bytes, pt: int, seq: int, ts: int, level: bytes | None, payload: bytes | None
+    ) -> None:
+        block: dict[int, bytes] | bytes = self._block
+        if level is not None and self.audio_level_id is not None:
+            block = {self.audio_level_id: level}
+            if self.mid_id is not None:
+                block[self.mid_id] = self.mid.encode()
+        packet = rtp.rewrite(
+            data,
+            payload_type=pt,
+            sequence=seq,
+            timestamp=ts,
+            ssrc=self.ssrc,
+            extensions=block,
+            payload=payload,
+        )
+        sent = self.send(packet)
+        if sent <= 0:
+            if sent < 0:
+                self.dropped += 1
+            elif self.vp8 is not None:
+                self.waiting_keyframe = True  # not connected yet: start with a keyframe
+            return
+        self.packets += 1
+        self.octets += len(packet)
+
+    def nack(self, lost: list[int]) -> None:
+        """The subscriber lost these (outgoing) sequence numbers: resend what the producer's
+        history still has."""
+        producer, pt = self.producer, self.payload_type
+        if producer is None or pt is None:
+            return
+        for out_seq in lost:
+            seq = self.mapper.unmap_seq(out_seq)
+            if seq is None:
+                continue
+            data = producer.history.get(seq)
+            if data is None:
+                continue
+            try:
+                view = rtp.parse(data)
+            except rtp.RtpError:
+                continue
+            ts = (view.timestamp + self.mapper.ts_offset) & 0xFFFFFFFF
+            payload = None
+            if self.vp8 is not None:
+                payload = self.vp8.rewrite(data[view.payload_offset : view.payload_end])
+            level = None
+            if producer.audio_level_id is not None:
+                level = view.extensions.get(producer.audio_level_id)
+            self.retransmitted += 1
+            self._send(data, pt, out_seq, ts, level, payload)
+
+    def sender_report(self, ntp: int, rtp_ts: int) -> None:
+        """The publisher's SR, mapped to this slot's timestamps, for the next SR we send."""
+        ntp_out, ts_out = SrMapper.map(ntp, rtp_ts, self.mapper.ts_offset)
+        self.report(ntp_out, ts_out, self.packets, self.octets)
+
+    def stats(self) -> dict[str, object]:
+        p = self.producer
+        return {
+            "mid": self.mid,
+            "kind": self.media,
+            "producer_id": None if p is None else p.producer_id,
+            "packets": self.packets,
+            "octets": self.octets,
+            "dropped": self.dropped,
+            "retransmitted": self.retransmitted,
+            "waiting_keyframe": self.waiting_keyframe,
+        }
