@@ -29,14 +29,26 @@ FLAGS = [
     "--disable-default-apps",
     "--disable-extensions",
 ]
+# Calls: Chromium's fake camera and microphone (no prompt), the screen picked without a
+# dialog, and ICE over 127.0.0.1 (the daemon offers loopback candidates in tests).
+MEDIA_FLAGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--auto-select-desktop-capture-source=Entire screen",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(media: bool = False) -> AsyncIterator[Browser]:
+    """The browser; ``media``: with MEDIA_FLAGS, for pages that join calls."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    args = FLAGS + MEDIA_FLAGS if media else FLAGS
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
             yield browser
         finally:

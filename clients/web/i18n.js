@@ -165,6 +165,17 @@ const STRINGS = {
 };
 
 export const LANGS = Object.keys(STRINGS);
+
+// Each page's module brings its own strings ({ru: {...}, en: {...}}), so pages grow without
+// editing one shared table; a key defined twice keeps the first definition.
+export function addStrings(table) {
+  for (const [code, strings] of Object.entries(table)) {
+    if (!(code in STRINGS)) continue;
+    for (const [key, text] of Object.entries(strings)) {
+      if (!(key in STRINGS[code])) STRINGS[code][key] = text;
+    }
+  }
+}
 const STORAGE_KEY = "sferum.lang";
 
 export function chooseLang() {

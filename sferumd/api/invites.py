@@ -159,7 +159,9 @@ async def join_page(request: web.Request) -> web.Response:
         need = " Вступление одобряет администратор." if found.approval else ""
         text = f"Участников: {found.members}.{need}"
         url = html.escape(join_url(request, code))
+        # The web app (clients/web/app.js) joins from its #join= address, signing in first.
         extra = (
+            f'<p><a class="button" href="/#join={html.escape(code)}">Присоединиться</a></p>'
             f'<p>Откройте ссылку в приложении Сферум или выполните <code>sferum join-link "{url}"'
             f'</code>.</p><img alt="QR" width="240" src="/v1/invites/{html.escape(code)}/qr.svg">'
         )

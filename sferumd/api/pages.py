@@ -13,6 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from protocol.calls import CALL_ID
+
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -23,7 +25,7 @@ CONTENT_TYPES = {
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'none'"
     ),
@@ -46,6 +48,12 @@ def routes(app: web.Application) -> None:
     }
     app.router.add_get("/web/{name}", static)
     app.router.add_get("/link/{token}", link_page)
+    # Online lessons: the list of a user's calls (R25) and the call page (R19).
+    app.router.add_get("/lessons", lessons_page)
+    app.router.add_get("/calls/{call_id}", call_page)
+    # The messenger (index.html, app.js): one page for every address it shows.
+    app.router.add_get("/", app_page)
+    app.router.add_get("/chats/{room_id}", app_page)
 
 
 def _file(request: web.Request, name: str, cache: str) -> web.StreamResponse:
@@ -63,6 +71,24 @@ def _file(request: web.Request, name: str, cache: str) -> web.StreamResponse:
 async def static(request: web.Request) -> web.StreamResponse:
     # no-cache: revalidate each time, so a daemon upgrade never runs old scripts.
     return _file(request, request.match_info["name"], "no-cache")
+
+
+async def app_page(request: web.Request) -> web.StreamResponse:
+    # The page is the same for every chat (the script reads the address); never cached, so
+    # a daemon upgrade is seen at once.
+    return _file(request, "index.html", "no-store")
+
+
+async def lessons_page(request: web.Request) -> web.StreamResponse:
+    return _file(request, "lessons.html", "no-store")
+
+
+async def call_page(request: web.Request) -> web.StreamResponse:
+    # The same page for every call (its script reads the call id from the address); an
+    # address that can't be a call id is not a page at all.
+    if CALL_ID.fullmatch(request.match_info["call_id"]) is None:
+        raise web.HTTPNotFound(text="no such call")
+    return _file(request, "call.html", "no-store")
 
 
 async def link_page(request: web.Request) -> web.StreamResponse:

@@ -98,6 +98,12 @@ class Ephemeral:
                     "join_rule": room.join_rule,
                     # A journal's chat says what it is (class, parents, colleagues, subject).
                     "chat": room.content("chat") or None,
+                    # Calls of the chat one may join now: its "Войти" button (R26).
+                    "calls": [
+                        ev.content
+                        for (kind, _), ev in room.state.items()
+                        if kind == "call" and ev.content.get("state") in ("open", "running")
+                    ],
                     "membership": membership,
                     "members": len(room.joined),
                     "power": room.power.user(me),
