@@ -502,6 +502,10 @@ def _what_they_teach(teacher: str) -> str:
     return " и ".join(f"{SUBJECTS_GENITIVE[s]} ({', '.join(w)})" for s, w in where.items())
 
 
+def _is_girl(p: Person) -> bool:
+    return (p.patronymic or "").endswith("на")  # -овна, -евна, Ильинична; sons: -ич
+
+
 def _hints(
     people: dict[str, Person],
     students: dict[str, list[Person]],
@@ -518,8 +522,11 @@ def _hints(
     # A student with both parents listed, so the hinted parent has a partner in the chat too.
     student = next(s for s in students[first_class.sid] if len(parents[s.sourced_id]) == 2)
     parent = parents[student.sourced_id][0]
-    girl = (student.patronymic or "").endswith("на")  # -овна, -евна, Ильинична; sons: -ич
+    girl = _is_girl(student)
     child = "дочь" if girl else "сын"
+    # A classmate, so two pupils can try the class's chats and lessons together.
+    classmate = next(s for s in students[first_class.sid] if s is not student)
+    classmate_girl = _is_girl(classmate)
     return [
         hint(
             first_class.homeroom,
@@ -542,6 +549,11 @@ def _hints(
             student.sourced_id,
             first_class.name,
             f"{'ученица' if girl else 'ученик'} {first_class.name}",
+        ),
+        hint(
+            classmate.sourced_id,
+            first_class.name,
+            f"{'ученица' if classmate_girl else 'ученик'} {first_class.name}",
         ),
         hint(
             parent.sourced_id,

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ JOURNAL_FILE = "demo-journal.json"  # in the data directory: the demo journal's 
 class DemoLoaded:
     school: DemoSchool
     subject_chat: str | None  # the demo subject chat's name
+    lesson: dict[str, Any] | None = None  # the online lesson running now (the journal's view)
 
 
 def _demo_journal(data_dir: Path) -> tuple[str, str]:
@@ -63,7 +64,11 @@ def _device_token(data_dir: Path, person: DemoPerson) -> str:
         conn.close()
 
 
-async def load_demo(server: str, data_dir: Path, today: date | None = None) -> DemoLoaded:
+async def load_demo(
+    server: str, data_dir: Path, today: date | None = None, *, lesson_now: bool = True
+) -> DemoLoaded:
+    """``lesson_now``: also an online lesson running from now (off for a daemon on a test
+    clock, whose "now" is elsewhere)."""
     # The direct database writes run in a thread: this may run inside the daemon's own loop.
     journal_id, secret = await asyncio.to_thread(_demo_journal, data_dir)
     school = demo_school(int(time.time() * 1000), today or date.today())
@@ -79,8 +84,12 @@ async def load_demo(server: str, data_dir: Path, today: date | None = None) -> D
             status = await journal.call("GET", f"/journal/v1/accounts/{person.account_id}/link")
             if not status["linked"]:
                 await _link(journal, server, data_dir, person, school_id, school_name)
-        chat = await _subject_chat(journal, school)
-    return DemoLoaded(school, chat)
+        ask = _subject_teaching(school)
+        chat = lesson = None
+        if ask is not None:
+            chat = await _subject_chat(journal, ask)
+            lesson = await _demo_lesson(journal, ask) if lesson_now else None
+    return DemoLoaded(school, chat, lesson)
 
 
 async def _link(
@@ -110,8 +119,9 @@ async def _link(
             raise JournalError(resp.status, body["error"]["code"], body["error"]["message"])
 
 
-async def _subject_chat(journal: JournalClient, school: DemoSchool) -> str | None:
-    """A subject chat by the first demo subject teacher, for a class they teach."""
+def _subject_teaching(school: DemoSchool) -> dict[str, str] | None:
+    """What the demo subject chat is for: the first demo subject teacher's first whole-class
+    teaching."""
     teachers = [p.account_id for p in school.hints if p.role == "teacher"]
     teaching = [
         c["data"]
@@ -122,7 +132,10 @@ async def _subject_chat(journal: JournalClient, school: DemoSchool) -> str | Non
     ]
     if not teaching:
         return None
-    ask = {k: teaching[0][k] for k in ("teacher_id", "class_id", "subject_id")}
+    return {k: teaching[0][k] for k in ("teacher_id", "class_id", "subject_id")}
+
+
+async def _subject_chat(journal: JournalClient, ask: dict[str, str]) -> str | None:
     try:
         made: dict[str, Any] = await journal.call("POST", "/journal/v1/subject-chats", ask)
     except JournalError as err:
@@ -130,6 +143,54 @@ async def _subject_chat(journal: JournalClient, school: DemoSchool) -> str | Non
             raise
         return None
     return str(made["name"])
+
+
+DEMO_LESSON_MINUTES = 45
+
+
+async def _demo_lesson(journal: JournalClient, ask: dict[str, str]) -> dict[str, Any] | None:
+    """An online lesson in the demo subject chat that runs from now for 45 minutes, so the
+    lessons page and the call have something to open at once. While one is still scheduled
+    or running, running the demo again keeps it."""
+    teacher = ask["teacher_id"]
+    mine = await journal.call("GET", f"/journal/v1/accounts/{teacher}/videoconferences")
+    for vc in mine["videoconferences"]:
+        if vc["state"] in ("scheduled", "open", "running"):
+            return dict(vc)
+    chats = await journal.call("GET", f"/journal/v1/accounts/{teacher}/chats")
+    chat = next(
+        (
+            c
+            for c in chats["chats"]
+            if c["type"] == "subject"
+            and c["class"]["id"] == ask["class_id"]
+            and (c["subject"] or {}).get("id") == ask["subject_id"]
+        ),
+        None,
+    )
+    if chat is None:
+        return None
+    now = datetime.now(UTC).replace(microsecond=0)
+    lesson_id = f"LS-DEMO-{now:%Y%m%d%H%M%S}"
+    lesson = {
+        "op": "upsert",
+        "kind": "lesson",
+        "id": lesson_id,
+        "version": int(time.time() * 1000),
+        "data": {
+            "class_id": ask["class_id"],
+            "subject_id": ask["subject_id"],
+            "teacher_id": teacher,
+            "start": now.isoformat(),
+            "end": (now + timedelta(minutes=DEMO_LESSON_MINUTES)).isoformat(),
+        },
+    }
+    await journal.call(
+        "POST", "/journal/v1/events", {"delivery_id": lesson_id, "changes": [lesson]}
+    )
+    ask = {"chat_id": chat["chat_id"], "lesson_id": lesson_id, "teacher_id": teacher}
+    made: dict[str, Any] = await journal.call("POST", "/journal/v1/videoconferences", ask)
+    return made
 
 
 ROLE_NAMES = {"teacher": "учитель", "student": "ученик", "parent": "родитель"}
@@ -146,4 +207,7 @@ def hints_text(loaded: DemoLoaded, server: str) -> str:
     for p in school.hints:
         lines.append(f"  {p.phone}  {ROLE_NAMES[p.role]:<9} {p.full_name} — {p.about}")
     lines.append(f"  например: .venv/bin/sferum --server {server} login {school.hints[0].phone}")
+    lines.append(f"Веб-клиент: {server}/")
+    if loaded.lesson is not None:
+        lines.append(f"Онлайн-урок «{loaded.lesson['name']}» идёт сейчас: {server}/lessons")
     return "\n".join(lines)

@@ -35,6 +35,13 @@ async def joined_chats(d: Any, phone: str) -> dict[str, str]:
     return {r["name"]: r["chat"]["kind"] for r in rooms if r["membership"] == "join" and r["chat"]}
 
 
+async def lessons(d: Any, phone: str) -> list[dict[str, Any]]:
+    token = (await sign_in(d, phone))["token"]
+    async with Client(d.url, token) as c:
+        listed: list[dict[str, Any]] = (await c.calls())["calls"]
+    return listed
+
+
 async def test_demo_command_then_people_sign_in_to_their_chats(daemon_factory) -> None:  # type: ignore[no-untyped-def]
     d = daemon_factory(FAST)
     cmd = [
@@ -68,10 +75,20 @@ async def test_demo_command_then_people_sign_in_to_their_chats(daemon_factory) -
     assert "7В — родители" not in student_chats
     assert await joined_chats(d, parent) == {"7В — родители": "parents"}
 
+    # An online lesson of the subject chat runs now: both pupils find it in their list.
+    assert f"{d.url}/lessons" in out.stdout
+    pupils = [p for p, (_, _, about) in people.items() if about in ("ученик 7В", "ученица 7В")]
+    assert len(pupils) == 2
+    for phone in pupils:
+        [lesson] = await lessons(d, phone)
+        assert lesson["kind"] == "lesson" and lesson["state"] in ("open", "running")
+        assert lesson["joinable"] is True and lesson["url"] == f"/calls/{lesson['call_id']}"
+
     # Loading it again the same week changes nothing.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert await joined_chats(d, parent) == {"7В — родители": "parents"}
+    assert [c["call_id"] for c in await lessons(d, pupils[0])] == [lesson["call_id"]]
 
 
 async def test_serve_demo_prints_sign_in_hints(daemon_factory) -> None:  # type: ignore[no-untyped-def]

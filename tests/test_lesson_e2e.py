@@ -108,7 +108,7 @@ async def test_a_whole_lesson_of_the_demo_school(daemon_factory) -> None:  # typ
         d = daemon_factory(CLOCK)
         saved = await asyncio.to_thread(_register_journal, d.data_dir, hooks.url)
         hooks.secret = saved["secret"]
-        loaded = await load_demo(d.url, d.data_dir, today=MONDAY.date())
+        loaded = await load_demo(d.url, d.data_dir, today=MONDAY.date(), lesson_now=False)
         people = {c["id"]: c for c in loaded.school.changes if c["kind"] == "person"}
         school = next(c for c in loaded.school.changes if c["kind"] == "school")
         where_from = {"school_id": school["id"], "school_name": school["data"]["name"]}
