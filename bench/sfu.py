@@ -639,7 +639,7 @@ def lesson_shape(media: Media, args: Any, loudest: int) -> Shape:
     levels: list[Callable[[float], tuple[bool, int]] | None] = [steady_level(20)]
     levels += [turn_level(i, args.pupils, 2.0, seed=i) for i in range(args.pupils)]
     name = "lesson" if loudest <= 0 else "lesson_loudest"
-    config = f"loudest_audio = {loudest}\n" if loudest > 0 else ""
+    config = f"loudest_audio = {max(loudest, 0)}\n"  # 0: every microphone, whatever the default
     return Shape(name, pubs, levels, 0, config, loudest)
 
 

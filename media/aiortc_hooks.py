@@ -30,7 +30,7 @@ from typing import Any
 import aioice.ice
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 
 AIORTC_VERSION = "1.16.0"
 if aiortc.__version__ != AIORTC_VERSION:  # pragma: no cover - a wrong install
@@ -134,7 +134,7 @@ class Sender:
         """1: sent; 0: not connected (yet or any more); -1: dropped, the socket's write buffer
         is over its bound (a peer or network that does not keep up)."""
         transport = self.transport
-        if transport._state.name != "CONNECTED" or transport._tx_srtp is None:
+        if transport._state is not State.CONNECTED or transport._tx_srtp is None:
             return 0
         pair = transport.transport._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
