@@ -50,6 +50,7 @@ bench: install-test
 	$(BIN)/python -m bench.resume --json
 	$(BIN)/python -m bench.idle --json
 	$(BIN)/python -m bench.roster --json
+	$(BIN)/python -m bench.sfu --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
