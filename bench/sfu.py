@@ -244,14 +244,9 @@ class Participant:
             pacer.add(s)
 
     async def close(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.client.call_listeners.remove(self._on_push)
-        for task in list(self._tasks):
-            task.cancel()
-        for pc in (self.send_pc, self.recv_pc):
-            if pc is not None:
-                with contextlib.suppress(Exception):
-                    await pc.close()
+        from clients.rtc import close_media
+
+        await close_media(self.client, self._on_push, self._tasks, (self.send_pc, self.recv_pc))
 
 
 class _Recording:

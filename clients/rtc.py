@@ -335,10 +335,22 @@ class RtcParticipant:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.client.call_listeners.remove(self._on_push)
-        for task in list(self._tasks):
-            task.cancel()
-        for pc in (self.send_pc, self.recv_pc):
+        await close_media(self.client, self._on_push, self._tasks, (self.send_pc, self.recv_pc))
+
+
+async def close_media(
+    client: Client,
+    listener: Callable[[dict[str, Any]], None],
+    tasks: set[asyncio.Task[Any]],
+    connections: tuple[RTCPeerConnection | None, ...],
+) -> None:
+    """A participant's media ends: its pushes are no longer read, its tasks are cancelled
+    and its connections closed (whatever state they are in)."""
+    with contextlib.suppress(ValueError):
+        client.call_listeners.remove(listener)
+    for task in list(tasks):
+        task.cancel()
+    for pc in connections:
+        if pc is not None:
             with contextlib.suppress(Exception):
                 await pc.close()

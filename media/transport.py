@@ -125,6 +125,15 @@ class WebRtcTransport:
         pass
 
     def on_rtcp(self, data: bytes) -> None:
+        """A compound RTCP packet from the peer: a malformed one is counted and dropped."""
+        try:
+            items = rtcp.parse(data)
+        except rtcp.RtcpError:
+            self.rtcp_errors += 1
+            return
+        self.on_rtcp_items(items)
+
+    def on_rtcp_items(self, items: list[rtcp.RtcpItem]) -> None:
         pass
 
     async def close(self) -> None:
@@ -260,12 +269,7 @@ class SendTransport(WebRtcTransport):
         self.by_ssrc[ssrc] = producer
         return producer
 
-    def on_rtcp(self, data: bytes) -> None:
-        try:
-            items = rtcp.parse(data)
-        except rtcp.RtcpError:
-            self.rtcp_errors += 1
-            return
+    def on_rtcp_items(self, items: list[rtcp.RtcpItem]) -> None:
         for item in items:
             if isinstance(item, rtcp.SenderReport):
                 producer = self.by_ssrc.get(item.ssrc)
@@ -341,12 +345,7 @@ class RecvTransport(WebRtcTransport):
 
         return report
 
-    def on_rtcp(self, data: bytes) -> None:
-        try:
-            items = rtcp.parse(data)
-        except rtcp.RtcpError:
-            self.rtcp_errors += 1
-            return
+    def on_rtcp_items(self, items: list[rtcp.RtcpItem]) -> None:
         now = now_ms()
         for item in items:
             if isinstance(item, rtcp.Pli):
