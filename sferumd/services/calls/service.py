@@ -790,8 +790,9 @@ class CallService:
             plan = bo.close_all(
                 plan, doc.roster, doc.roster.owner_id, now, self.settings, immediate=True
             )
-        new = replace(doc, call=call, roster=roster, hands=hq.HandQueue(), plan=plan)
-        new = replace(new, recording=None)
+        new = replace(
+            doc, call=call, roster=roster, hands=hq.HandQueue(), plan=plan, recording=None
+        )
         self.live.pop(live.call_id, None)
         for hook in self.on_finish:
             hook(live, doc)
