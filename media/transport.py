@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 
 from aiortc import (
@@ -40,6 +41,8 @@ from media.offer import AUDIO_CODEC, VIDEO_CODEC, Track
 from media.producer import Producer
 from media.router import now_ms
 from media.settings import MediaSettings
+
+SRS_PER_PACKET = 32  # sender reports in one compound RTCP packet: 32 x 28 bytes fit any MTU
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ class WebRtcTransport:
         self.closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
+
         try:
             await self.pc.close()
         except Exception:
@@ -287,6 +291,9 @@ class RecvTransport(WebRtcTransport):
         self.version = 0
         self.pending: int | None = None  # the version of the offer awaiting an answer
         self.pending_mids: list[str] = []
+        # Sender reports by slot SSRC: (ntp, rtp_ts, packets, octets), sent together.
+        self.reports: dict[int, tuple[int, int, int, int]] = {}
+        self._reporting: asyncio.Task[None] | None = None
 
     def slots(self) -> dict[str, dict[str, str] | None]:
         out: dict[str, dict[str, str] | None] = {}
@@ -306,6 +313,7 @@ class RecvTransport(WebRtcTransport):
         for kind, n in (("audio", audio), ("video", video)):
             for _ in range(n):
                 transceiver = pc.addTransceiver(SilentTrack(kind), direction="sendonly")
+                hooks.quiet_rtcp(transceiver.sender)
                 transceiver.setCodecPreferences(_preferences(kind, False))  # type: ignore[arg-type]
                 new.append(transceiver)
         offer = await pc.createOffer()
@@ -330,20 +338,34 @@ class RecvTransport(WebRtcTransport):
             consumer = self.consumers.get(neg.mid)
             if consumer is None:
                 ssrc = hooks.sender_ssrc(transceiver.sender)
-                consumer = Consumer(
-                    neg.mid, neg.kind, ssrc, self.send, self._reporter(transceiver.sender)
-                )
+                consumer = Consumer(neg.mid, neg.kind, ssrc, self.send, self._reporter(ssrc))
                 self.consumers[neg.mid] = consumer
                 self.by_ssrc[ssrc] = consumer
                 added.append(consumer)
             consumer.configure(neg.payload_type, neg.extensions)
+        if self._reporting is None:
+            self._reporting = asyncio.create_task(self._send_reports())
         return added
 
-    def _reporter(self, sender: RTCRtpSender) -> Callable[[int, int, int, int], None]:
+    def _reporter(self, ssrc: int) -> Callable[[int, int, int, int], None]:
         def report(ntp: int, rtp_ts: int, packets: int, octets: int) -> None:
-            hooks.set_sender_report(sender, ntp, rtp_ts, packets, octets)
+            self.reports[ssrc] = (ntp, rtp_ts, packets, octets)
 
         return report
+
+    async def close(self) -> None:
+        if self._reporting is not None:
+            self._reporting.cancel()
+        await super().close()
+
+    async def _send_reports(self) -> None:
+        """The slots' sender reports, all in compound packets of at most ``SRS_PER_PACKET``,
+        at RFC 3550's randomised interval of about a second."""
+        while not self.closed:
+            await asyncio.sleep(0.5 + random.random())
+            reports = [rtcp.sender_report(ssrc, *r) for ssrc, r in self.reports.items()]
+            for i in range(0, len(reports), SRS_PER_PACKET):
+                self.send_rtcp(b"".join(reports[i : i + SRS_PER_PACKET]))
 
     def on_rtcp_items(self, items: list[rtcp.RtcpItem]) -> None:
         now = now_ms()

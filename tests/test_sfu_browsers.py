@@ -37,6 +37,16 @@ SHARE_BUTTON = """() => {
   };
   document.body.append(button);
 }"""
+# Sender reports Chrome got for its receive slots (it keeps them as remote-outbound-rtp).
+REPORTS = """async () => {
+  let reports = 0;
+  for (const t of sferumCall.media.recv.getTransceivers()) {
+    (await t.receiver.getStats()).forEach((s) => {
+      if (s.type === "remote-outbound-rtp") reports += s.reportsSent || 0;
+    });
+  }
+  return reports;
+}"""
 ONLY_ME = """(me) => Object.values(sferumCall.media.slots)
   .every((slot) => !slot || slot.user_id === me)"""
 
@@ -84,6 +94,11 @@ async def test_the_sfu_refuses_a_screen_until_the_admin_allows_it(daemon_factory
         await pupil.click("#test-share")
         assert await wait_for(pupil, "() => window.shareResult") == "shared"
         assert await frames_from(host, pupil_id, "screen") > 0
+        # The SFU's compound sender reports (derived from the publishers') reach Chrome.
+        deadline = time.monotonic() + 20
+        while await host.evaluate(REPORTS) == 0:
+            assert time.monotonic() < deadline, "no sender report reached the receiver"
+            await host.wait_for_timeout(200)
     assert "Traceback" not in d.log()
 
 
