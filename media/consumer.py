@@ -111,8 +111,15 @@ class Consumer:
             producer.request_keyframe(now_ms, force=True)
 
     def forward(
-        self, view: rtp.RtpPacketView, data: bytes, arrival_ms: int, level: bytes | None
+        self,
+        view: rtp.RtpPacketView,
+        data: bytes,
+        arrival_ms: int,
+        level: bytes | None,
+        body: bytes,
     ) -> None:
+        """One packet of the producer; ``body`` is its payload (video only, cut once for all
+        the producer's consumers)."""
         pt = self.payload_type
         if pt is None:
             return
@@ -120,7 +127,6 @@ class Consumer:
         assert producer is not None
         payload: bytes | None = None
         if self.vp8 is not None:
-            body = data[view.payload_offset : view.payload_end]
             if self.waiting_keyframe:
                 if not is_keyframe(body):
                     producer.request_keyframe(arrival_ms)

@@ -155,8 +155,11 @@ class Producer:
             level = view.extensions.get(self.audio_level_id)
         router = self.router
         if router is None or router.forwards(self, level, arrival_ms):
+            # The payload is cut out once per packet, not once per subscriber: video slots
+            # read it for keyframes and rewrite its VP8 descriptor.
+            body = data[view.payload_offset : view.payload_end] if self.is_video else b""
             for consumer in self.consumers:
-                consumer.forward(view, data, arrival_ms, level)
+                consumer.forward(view, data, arrival_ms, level, body)
         if router is not None:
             router.delivered(self, data, arrival_ms, level)
 
