@@ -124,37 +124,46 @@ def is_tapped(transport: RTCDtlsTransport) -> bool:
 
 
 class Sender:
-    """A synchronous, bounded way to send (S)RTP(C) on a connected DTLS transport."""
+    """A synchronous, bounded way to send (S)RTP(C) on a connected DTLS transport.
 
-    __slots__ = ("max_buffer", "transport")
+    Runs once per packet per subscriber: the nominated pair's socket and address are
+    looked up again only when aioice nominates another pair."""
+
+    __slots__ = ("_addr", "_nominated", "_pair", "max_buffer", "transport")
 
     def __init__(self, transport: RTCDtlsTransport, max_buffer: int):
         self.transport = transport
         self.max_buffer = max_buffer
+        # aioice keeps (and clears, never replaces) this dict for the connection's life.
+        self._nominated: dict[int, Any] = transport.transport._connection._nominated
+        self._pair: Any = None
+        self._addr: tuple[str, int] = ("", 0)
 
     def send(self, data: bytes, rtcp: bool = False) -> int:
         """1: sent; 0: not connected (yet or any more); -1: dropped, the socket's write buffer
         is over its bound (a peer or network that does not keep up)."""
         transport = self.transport
-        if transport._state is not State.CONNECTED or transport._tx_srtp is None:
+        srtp = transport._tx_srtp
+        if srtp is None or transport._state is not State.CONNECTED:
             return 0
-        pair = transport.transport._connection._nominated.get(1)
-        if pair is None or pair.protocol.transport is None:
+        pair = self._nominated.get(1)
+        if pair is None:
             return 0
-        sock: Any = pair.protocol.transport
+        if pair is not self._pair:
+            self._pair, self._addr = pair, pair.remote_addr
+        sock = pair.protocol.transport
+        if sock is None:
+            return 0
         if sock.get_write_buffer_size() > self.max_buffer:
             return -1
-        srtp = transport._tx_srtp
-        protected = srtp.protect_rtcp(data) if rtcp else srtp.protect(data)
-        sock.sendto(protected, pair.remote_addr)
+        sock.sendto(srtp.protect_rtcp(data) if rtcp else srtp.protect(data), self._addr)
         return 1
 
     def buffered(self) -> int:
-        pair = self.transport.transport._connection._nominated.get(1)
+        pair = self._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return 0
-        sock: Any = pair.protocol.transport
-        size: int = sock.get_write_buffer_size()
+        size: int = pair.protocol.transport.get_write_buffer_size()
         return size
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from media import rtp
 from media.clock import SrMapper
 from media.seqts import SeqTsMapper
-from media.vp8 import Vp8Rewriter, is_keyframe
+from media.vp8 import Vp8Rewriter, Vp8Split, is_keyframe
 
 if TYPE_CHECKING:
     from media.producer import Producer
@@ -113,53 +113,46 @@ class Consumer:
     def forward(
         self,
         view: rtp.RtpPacketView,
-        data: bytes,
+        out: rtp.Outgoing,
+        parts: Vp8Split | None,
         arrival_ms: int,
         level: bytes | None,
-        body: bytes,
     ) -> None:
-        """One packet of the producer; ``body`` is its payload (video only, cut once for all
-        the producer's consumers)."""
+        """One packet of the producer: ``out`` and ``parts`` (its VP8 payload cut, video
+        only) are made once for all the producer's consumers."""
         pt = self.payload_type
         if pt is None:
             return
         producer = self.producer
         assert producer is not None
-        payload: bytes | None = None
-        if self.vp8 is not None:
+        payload = out.payload
+        vp8 = self.vp8
+        if vp8 is not None:
             if self.waiting_keyframe:
-                if not is_keyframe(body):
+                if not is_keyframe(payload):
                     producer.request_keyframe(arrival_ms)
                     return
                 self.waiting_keyframe = False
             mapped = self.mapper.map(view.sequence, view.timestamp, arrival_ms, 90000)
             if mapped is None:
                 return
-            payload = self.vp8.rewrite(body)
+            if parts is not None:
+                payload = vp8.rewrite_split(parts)
         else:
             mapped = self.mapper.map(
                 view.sequence, view.timestamp, arrival_ms, producer.info.clock_rate
             )
             if mapped is None:
                 return
-        seq, ts = mapped
-        self._send(data, pt, seq, ts, level, payload)
+        self._send(out, pt, mapped[0], mapped[1], level, payload)
 
     def _send(
-        self, data: bytes, pt: int, seq: int, ts: int, level: bytes | None, payload: bytes | None
+        self, out: rtp.Outgoing, pt: int, seq: int, ts: int, level: bytes | None, payload: bytes
     ) -> None:
         block = self._block
         if level is not None and self.audio_level_id is not None:
             block = self._level_blocks.get(level) or self._level_block(level)
-        packet = rtp.rewrite(
-            data,
-            payload_type=pt,
-            sequence=seq,
-            timestamp=ts,
-            ssrc=self.ssrc,
-            extensions=block,
-            payload=payload,
-        )
+        packet = rtp.stamp(out, pt, seq, ts, self.ssrc, block, payload)
         sent = self.send(packet)
         if sent <= 0:
             if sent < 0:
@@ -200,14 +193,13 @@ class Consumer:
             except rtp.RtpError:
                 continue
             ts = (view.timestamp + self.mapper.ts_offset) & 0xFFFFFFFF
-            payload = None
-            if self.vp8 is not None:
-                payload = self.vp8.rewrite(data[view.payload_offset : view.payload_end])
+            out = rtp.outgoing(data, view)
+            payload = out.payload if self.vp8 is None else self.vp8.rewrite(out.payload)
             level = None
             if producer.audio_level_id is not None:
                 level = view.extensions.get(producer.audio_level_id)
             self.retransmitted += 1
-            self._send(data, pt, out_seq, ts, level, payload)
+            self._send(out, pt, out_seq, ts, level, payload)
 
     def sender_report(self, ntp: int, rtp_ts: int) -> None:
         """The publisher's SR, mapped to this slot's timestamps, for the next SR we send."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from media import rtp
+from media import rtp, vp8
 from media.history import PacketHistory
 from media.keyframes import KeyframeGate
 from media.sinks import ProducerInfo
@@ -155,11 +155,11 @@ class Producer:
             level = view.extensions.get(self.audio_level_id)
         router = self.router
         if router is None or router.forwards(self, level, arrival_ms):
-            # The payload is cut out once per packet, not once per subscriber: video slots
-            # read it for keyframes and rewrite its VP8 descriptor.
-            body = data[view.payload_offset : view.payload_end] if self.is_video else b""
+            # What the copies share is cut out once per packet, not once per subscriber.
+            out = rtp.outgoing(data, view)
+            parts = vp8.split(out.payload) if self.is_video else None
             for consumer in self.consumers:
-                consumer.forward(view, data, arrival_ms, level, body)
+                consumer.forward(view, out, parts, arrival_ms, level)
         if router is not None:
             router.delivered(self, data, arrival_ms, level)
 

@@ -5,10 +5,10 @@ CSRC/extension/padding lengths) but does not decode the elements of the extensio
 replaces (``parse``/``read_extension`` do); ``extensions`` may also be a prebuilt block.
 
 The SFU touches every forwarded packet, so this module works on the raw bytes: it reads
-fields with precompiled ``struct.Struct`` objects at fixed offsets and builds outgoing packets
-with one ``bytes.join`` over memoryview slices (the payload is never copied twice). Only
-``parse`` builds the whole extension dict; ``read_extension`` walks the extension block and
-stops at the wanted id.
+fields with precompiled ``struct.Struct`` objects at fixed offsets. What all copies of a
+packet share is cut out once (``outgoing``); each subscriber's copy is then one header pack and
+one ``bytes.join`` (``stamp``). Only ``parse`` builds the whole extension dict;
+``read_extension`` walks the extension block and stops at the wanted id.
 
 Everything malformed raises ``RtpError`` (a ``ValueError``): version != 2, a header, CSRC
 list or extension block running past the end, bad padding, a truncated extension element.
@@ -30,15 +30,18 @@ from dataclasses import dataclass
 __all__ = [
     "ONE_BYTE_PROFILE",
     "TWO_BYTE_PROFILE",
+    "Outgoing",
     "RtpError",
     "RtpPacketView",
     "encode_extensions",
     "is_rtcp",
+    "outgoing",
     "parse",
     "payload_bounds",
     "read_extension",
     "rewrite",
     "serialize",
+    "stamp",
 ]
 
 # RFC 3550 §5.1: V=2 P X CC | M PT | sequence | timestamp | SSRC.
@@ -254,6 +257,47 @@ def _check_fields(payload_type: int, sequence: int, timestamp: int, ssrc: int) -
         raise RtpError("RTP timestamp/SSRC is out of the 32-bit range")
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What every consumer's copy of one incoming packet shares, taken out of it once (not
+    once per subscriber): the copies differ only in the 12-byte header, the extension block
+    and, for video, the payload descriptor."""
+
+    flags: int  # the first octet: version 2 and the CSRC count (no P, no X)
+    marker: int  # 0x80 or 0
+    csrcs: bytes
+    payload: bytes  # without padding
+
+
+def outgoing(data: bytes, view: RtpPacketView) -> Outgoing:
+    """The shared part of ``data``, whose ``parse`` is ``view``."""
+    count = view.csrc_count
+    return Outgoing(
+        flags=0x80 | count,
+        marker=0x80 if view.marker else 0,
+        csrcs=data[HEADER_SIZE : HEADER_SIZE + 4 * count] if count else b"",
+        payload=data[view.payload_offset : view.payload_end],
+    )
+
+
+def stamp(
+    out: Outgoing,
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    block: bytes,
+    payload: bytes,
+) -> bytes:
+    """One consumer's copy: its header and extension ``block`` (``encode_extensions``)
+    around ``payload``. The per-packet per-subscriber path, so nothing is checked here: the
+    fields come masked from the mappers and the negotiation (``struct.error`` otherwise)."""
+    header = _HEADER.pack(
+        out.flags | (0x10 if block else 0), out.marker | payload_type, sequence, timestamp, ssrc
+    )
+    return b"".join((header, out.csrcs, block, payload))
+
+
 def rewrite(
     data: bytes,
     *,
@@ -277,19 +321,11 @@ def rewrite(
     _check_fields(payload_type, sequence, timestamp, ssrc)
     first = data[0] if data else 0
     _, _, offset, end = payload_bounds(data)
-    block = _ext_block(extensions)
-    csrc_end = HEADER_SIZE + 4 * (first & 0x0F)
+    count = first & 0x0F
     m = data[1] & 0x80 if marker is None else (0x80 if marker else 0)
-    header = _HEADER.pack(
-        0x80 | (0x10 if block else 0) | (first & 0x0F),
-        m | payload_type,
-        sequence,
-        timestamp,
-        ssrc,
-    )
-    view = memoryview(data)
-    body = view[offset:end] if payload is None else payload
-    return b"".join((header, view[HEADER_SIZE:csrc_end], block, body))
+    shared = Outgoing(0x80 | count, m, data[HEADER_SIZE : HEADER_SIZE + 4 * count], b"")
+    body = data[offset:end] if payload is None else payload
+    return stamp(shared, payload_type, sequence, timestamp, ssrc, _ext_block(extensions), body)
 
 
 def serialize(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["Vp8Descriptor", "Vp8Rewriter", "is_keyframe", "parse_descriptor"]
+__all__ = ["Vp8Descriptor", "Vp8Rewriter", "Vp8Split", "is_keyframe", "parse_descriptor", "split"]
 
 _U16 = struct.Struct("!H")
 
@@ -134,6 +134,52 @@ def is_keyframe(payload: bytes) -> bool:
     return not payload[at] & 0x01 and payload[at + 3 : at + 6] == _KEY_START_CODE
 
 
+@dataclass(frozen=True, slots=True)
+class Vp8Split:
+    """A payload cut around the two fields a consumer rewrites."""
+
+    head: bytes  # the first two octets (X... and I L T K)
+    picture_id: int | None
+    bits: int  # 7 or 15 (0 without a picture id)
+    tl0: int | None
+    tail: bytes  # the T/K octet (if any) and the VP8 data, forwarded unchanged
+
+
+def split(payload: bytes) -> Vp8Split | None:
+    """The payload cut for ``Vp8Rewriter.rewrite_split``; None when there is nothing to
+    rewrite (no picture id and no TL0PICIDX) or the descriptor is malformed (the payload is
+    then forwarded unchanged and the receiver's depacketizer drops it).
+
+    Inline descriptor walk (no ``Vp8Descriptor``): this runs for every forwarded packet."""
+    size = len(payload)
+    if size < 2 or not payload[0] & _X:
+        return None
+    ext = payload[1]
+    if not ext & (_I | _L):
+        return None
+    # Check the whole descriptor fits before anything is mapped.
+    pos = 2
+    if ext & _I:
+        if size < 3:
+            return None
+        pos = 4 if payload[2] & _M else 3
+    need = pos + (1 if ext & _L else 0) + (1 if ext & (_T | _K) else 0)
+    if size < need:
+        return None
+    pid: int | None = None
+    bits = 0
+    if ext & _I:
+        if pos == 4:
+            pid, bits = _U16.unpack_from(payload, 2)[0] & 0x7FFF, 15
+        else:
+            pid, bits = payload[2], 7
+    tl0: int | None = None
+    if ext & _L:
+        tl0 = payload[pos]
+        pos += 1
+    return Vp8Split(payload[:2], pid, bits, tl0, payload[pos:])
+
+
 def _unwrap(value: int, last: int, bits: int) -> int:
     """The extended counter nearest to ``last`` whose low ``bits`` equal ``value``."""
     mod = 1 << bits
@@ -176,39 +222,18 @@ class Vp8Rewriter:
         self._tl0_in_max = None
 
     def rewrite(self, payload: bytes) -> bytes:
-        """``payload`` with picture id (as 15 bits) and TL0PICIDX mapped; the rest unchanged.
+        """``payload`` with picture id (as 15 bits) and TL0PICIDX mapped; the rest unchanged."""
+        parts = split(payload)
+        return payload if parts is None else self.rewrite_split(parts)
 
-        Inline descriptor walk (no ``Vp8Descriptor``): this runs per packet per consumer.
-        """
-        size = len(payload)
-        if size < 2 or not payload[0] & _X:
-            return payload
-        ext = payload[1]
-        if not ext & (_I | _L):
-            return payload  # neither picture id nor TL0PICIDX: nothing to rewrite
-        # Check the whole descriptor fits before touching any mapping state.
-        pos = 2
-        if ext & _I:
-            if size < 3:
-                return payload
-            pos = 4 if payload[2] & _M else 3
-        tl0_at = pos
-        need = pos + (1 if ext & _L else 0) + (1 if ext & (_T | _K) else 0)
-        if size < need:
-            return payload
-        parts: list[bytes | memoryview] = [payload[:2]]
-        if ext & _I:
-            if pos == 4:
-                pid, bits = _U16.unpack_from(payload, 2)[0] & 0x7FFF, 15
-            else:
-                pid, bits = payload[2], 7
-            parts.append(_U16.pack(0x8000 | self._map_picture_id(pid, bits)))
-        if ext & _L:
-            parts.append(bytes((self._map_tl0(payload[tl0_at]),)))
-            tl0_at += 1
-        # T/K octet (if any) and the VP8 data follow unchanged.
-        parts.append(memoryview(payload)[tl0_at:])
-        return b"".join(parts)
+    def rewrite_split(self, parts: Vp8Split) -> bytes:
+        """``rewrite`` of a payload already cut by ``split`` (once for all consumers)."""
+        fields = b""
+        if parts.picture_id is not None:
+            fields = _U16.pack(0x8000 | self._map_picture_id(parts.picture_id, parts.bits))
+        if parts.tl0 is not None:
+            fields += bytes((self._map_tl0(parts.tl0),))
+        return b"".join((parts.head, fields, parts.tail))
 
     def _map_picture_id(self, pid: int, bits: int) -> int:
         last = self._pic_in_max

@@ -373,3 +373,52 @@ def _packets_with_raw_extension_blocks(draw: st.DrawFn) -> bytes:
 @given(data=_packets_with_raw_extension_blocks(), x_id=st.integers(1, 16))
 def test_raw_extension_blocks(data: bytes, x_id: int) -> None:
     _check_any_bytes(data, x_id)
+
+
+@given(
+    marker=st.booleans(),
+    payload=st.binary(max_size=64),
+    ext=st.one_of(ONE_BYTE_EXT, ANY_EXT),
+    new_ext=ONE_BYTE_EXT,
+    csrcs=st.lists(U32, max_size=15),
+    padding=st.integers(0, 255),
+    out=st.tuples(PT, SEQ, U32, U32),
+)
+def test_a_consumers_copy_made_from_the_shared_part(
+    marker: bool,
+    payload: bytes,
+    ext: dict[int, bytes],
+    new_ext: dict[int, bytes],
+    csrcs: list[int],
+    padding: int,
+    out: tuple[int, int, int, int],
+) -> None:
+    """What the SFU sends each subscriber (``outgoing`` once per packet, ``stamp`` per copy)
+    is the publisher's packet with the subscriber's header and extensions, read back by
+    aiortc: marker, CSRCs and payload kept, padding dropped."""
+    data = rtp.serialize(
+        payload_type=96,
+        sequence=7,
+        timestamp=9,
+        ssrc=11,
+        payload=payload,
+        marker=marker,
+        extensions=ext,
+        csrcs=tuple(csrcs),
+        padding=padding,
+    )
+    shared = rtp.outgoing(data, rtp.parse(data))
+    pt, seq, ts, ssrc = out
+    copy = rtp.stamp(shared, pt, seq, ts, ssrc, rtp.encode_extensions(new_ext), payload)
+    assert copy == rtp.rewrite(
+        data, payload_type=pt, sequence=seq, timestamp=ts, ssrc=ssrc, extensions=new_ext
+    )
+    oracle = RtpPacket.parse(copy)
+    assert (oracle.payload_type, oracle.sequence_number, oracle.timestamp, oracle.ssrc) == out
+    assert (oracle.marker, oracle.csrc, oracle.payload, oracle.padding_size) == (
+        marker,
+        csrcs,
+        payload,
+        0,
+    )
+    assert rtp.parse(copy).extensions == new_ext
