@@ -7,7 +7,7 @@ real DTLS/SRTP connections, and subscribers that count what arrives without deco
 - ``OutStream`` sends one such stream as raw RTP on a connected aiortc connection (its SSRC,
   payload type and MID/audio-level extension ids as negotiated) through the synchronous
   ``aiortc_hooks.Sender``: one SRTP protect and one ``sendto`` per packet. Every payload
-  ends with an 8-byte marker, the ``perf_counter_ns`` just before the send; the SFU forwards
+  ends with an 8-byte marker, the ``time_ns`` just before the send; the SFU forwards
   payloads unchanged at the end (the VP8 descriptor it rewrites is at the start). A PLI or
   FIR from the SFU makes the next frame a keyframe (the replay jumps to the loop's start).
 - ``Pacer`` sends every stream's frames at their due times (all packets of a frame at once,
@@ -15,8 +15,10 @@ real DTLS/SRTP connections, and subscribers that count what arrives without deco
 - ``Counter`` is a subscriber's receive connection: each SRTP packet is counted still
   encrypted (``aiortc_hooks.count_srtp``); a random ``sample`` share of them is decrypted
   and its marker read, giving the latency from the publisher's send to the moment the
-  datagram reached this process (its arrival is stamped before decryption and matched by
-  the clear RTP header, so the decryption and aiortc's queue hop are not counted).
+  datagram reached the subscriber's socket: the kernel's receive timestamp
+  (``aiortc_hooks.arrival_ns``), read before decryption and matched by the clear RTP header,
+  so neither the time the datagram waits for this (busy) process's event loop nor the
+  decryption is counted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
@@ -205,7 +208,7 @@ class OutStream:
         block = self._block(self.due - self.start)
         last = len(payloads) - 1
         video = self.media.kind == "video"
-        pack, now = MARKER.pack, time.perf_counter_ns
+        pack, now = MARKER.pack, time.time_ns
         for i, payload in enumerate(payloads):
             self.seq = (self.seq + 1) & 0xFFFF
             packet = rtp.serialize(
@@ -337,6 +340,9 @@ class Counter:
         self.by_ssrc: dict[bytes, int] = {}
         self._arrivals: dict[bytes, int] = {}
         self.installed = False
+        self.sampled = 0
+        self.kernel_stamped = 0  # samples whose arrival the kernel stamped
+        self._transport: Any = None
 
     def install(self, pc: RTCPeerConnection) -> bool:
         if self.installed:
@@ -344,6 +350,7 @@ class Counter:
         transport = hooks.bundle_transport(pc)
         if transport is None:
             return False
+        self._transport = transport
         hooks.count_srtp(transport, self._keep)
         hooks.tap(transport, self._decrypted, lambda data: None)
         self.installed = True
@@ -358,7 +365,9 @@ class Counter:
             arrivals = self._arrivals
             if len(arrivals) > 4096:  # kept but never decrypted (a failed unprotect)
                 arrivals.clear()
-            arrivals[data[2:4] + ssrc] = time.perf_counter_ns()
+            arrivals[data[2:4] + ssrc], kernel = hooks.arrival_ns(self._transport)
+            self.sampled += 1
+            self.kernel_stamped += kernel
             return True
         return False
 

@@ -25,6 +25,9 @@ and the real-browser tests guard what it relies on:
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -252,3 +255,26 @@ def count_srtp(transport: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> No
         original(data, component)
 
     setattr(connection, "data_received", data_received)  # noqa: B010
+
+
+SIOCGSTAMPNS = 0x8907  # linux/sockios.h: the receive time of the last datagram read
+_TIMESPEC = struct.Struct("@qq")
+
+
+def arrival_ns(transport: RTCDtlsTransport) -> tuple[int, bool]:
+    """When the datagram just read on ``transport`` reached its socket, in ``time.time_ns``
+    terms, and whether the kernel said so (SIOCGSTAMPNS). Called from ``count_srtp``'s
+    ``keep`` (synchronously in the read callback), it excludes the time the datagram waited
+    in the socket for this process's event loop. The first call on a socket turns the
+    kernel's stamping on and, like any failure, falls back to now (False)."""
+    pair = transport.transport._connection._nominated.get(1)
+    sock = None if pair is None or pair.protocol.transport is None else pair.protocol.transport
+    if sock is not None:
+        try:
+            raw = fcntl.ioctl(sock.get_extra_info("socket").fileno(), SIOCGSTAMPNS, bytes(16))
+        except OSError:
+            pass
+        else:
+            sec, nsec = _TIMESPEC.unpack(raw)
+            return sec * 1_000_000_000 + nsec, True
+    return time.time_ns(), False
