@@ -3,7 +3,9 @@ against `sferumd serve --demo`: the subject teacher and the two pupils of the pr
 hints, each in a browser context of their own, sign in with phone and code, talk in the
 subject chat, the teacher sends a file; everyone opens "Уроки", follows "Перейти" to the demo
 lesson and joins with Chromium's fake camera and microphone; a hand is raised and lowered,
-a pupil gets the screen and shares it, breakout rooms open and close, the lesson is recorded
+only the teacher has the admin controls, a pupil gets the screen and shares it, the call's
+chat and whiteboard (drawing allowed for all, replayed to a late opener, cleared), breakout
+rooms open and close, the lesson is recorded
 (the file comes to the call's chat) and ended for all. Screenshots of each step are kept
 under test-artifacts/web-demo-lesson/."""
 
@@ -19,13 +21,16 @@ from tests.browser import Shots, chromium, new_page
 from tests.test_auth import FAST
 from tests.test_demo_school import hints
 from tests.test_web_call import (
+    admin_controls_only_for,
     breakout_and_back,
+    call_chat_and_whiteboard,
     ended_for_all,
     everyone_sees_everyone,
     hand_raised_and_lowered,
     joined_here,
     recorded,
     screen_allowed_and_shared,
+    tile,
 )
 from tests.test_web_messenger import message, open_chat, sign_in
 
@@ -119,10 +124,13 @@ async def test_the_demo_lesson_in_three_browsers(daemon_factory, tmp_path) -> No
         st1_id = await to_the_lesson(st1, lesson, shots, "pupil1")
         st2_id = await to_the_lesson(st2, lesson, shots, "pupil2")
         await everyone_sees_everyone({teacher_id: teacher, st1_id: st1, st2_id: st2})
+        await expect(tile(st1, teacher_id)).to_have_attribute("data-has-video", "true")
         await shots.take(teacher, "everyone-sees-everyone")
+        await admin_controls_only_for(teacher, st1)
 
         await hand_raised_and_lowered(teacher, st1, st1_id, shots)
         await screen_allowed_and_shared(teacher, st1, st1_id, [teacher, st2], shots)
+        await call_chat_and_whiteboard(teacher, st1, st2, shots)
         await breakout_and_back(teacher, teacher_id, {st1_id: st1, st2_id: st2}, shots)
         await recorded(teacher, [teacher, st1, st2], shots)
 
