@@ -157,6 +157,7 @@ class Participant:
         self.answer_chars = 0
         self.errors: list[str] = []
         self.streams: list[Any] = []
+        self.sender: Any = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         client.call_listeners.append(self._on_push)
@@ -234,7 +235,7 @@ class Participant:
             return
         transport = hooks.bundle_transport(pc)
         assert transport is not None
-        sender = hooks.Sender(transport, max_buffer)
+        sender = self.sender = hooks.Sender(transport, max_buffer)
         for t in pc.getTransceivers():
             kind = self.tracks.get(t.mid or "")
             if kind is None:
@@ -248,6 +249,8 @@ class Participant:
     async def close(self) -> None:
         from clients.rtc import close_media
 
+        if self.sender is not None:
+            self.sender.close()
         await close_media(self.client, self._on_push, self._tasks, (self.send_pc, self.recv_pc))
 
 
@@ -277,6 +280,7 @@ class DirectPair:
         self.media = media
         self.counter = Counter(sample, _Recording(samples).append)
         self.streams: list[Any] = []
+        self.sender: Any = None
         self.kinds: dict[int, str] = {}  # id(transceiver) -> audio | video
 
     async def connect(self, timeout: float) -> None:
@@ -299,7 +303,7 @@ class DirectPair:
 
         transport = hooks.bundle_transport(self.pub)
         assert transport is not None
-        sender = hooks.Sender(transport, 1 << 20)
+        sender = self.sender = hooks.Sender(transport, 1 << 20)
         media = {"audio": self.media.audio, "video": self.media.video}
         for t in self.pub.getTransceivers():
             kind = self.kinds[id(t)]
@@ -309,6 +313,8 @@ class DirectPair:
             pacer.add(s)
 
     async def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close()
         for pc in (self.pub, self.sub):
             with contextlib.suppress(Exception):
                 await pc.close()

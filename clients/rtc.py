@@ -321,6 +321,7 @@ class RtcParticipant:
                 extensions=ext,
             )
             sent += sender.send(packet) > 0
+        sender.close()
         return sent
 
     def stop_reading(self) -> bool:

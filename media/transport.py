@@ -150,6 +150,8 @@ class WebRtcTransport:
             await self.pc.close()
         except Exception:
             log.exception("closing a peer connection failed")
+        if self.sender is not None:
+            self.sender.close()
 
 
 async def _apply(pc: RTCPeerConnection, sdp: str, kind: str, what: str) -> None:

@@ -74,6 +74,8 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         rc = self.proc.wait(timeout)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.proc = None
         return rc
 
