@@ -10,8 +10,9 @@ real DTLS/SRTP connections, and subscribers that count what arrives without deco
   ends with an 8-byte marker, the ``time_ns`` just before the send; the SFU forwards
   payloads unchanged at the end (the VP8 descriptor it rewrites is at the start). A PLI or
   FIR from the SFU makes the next frame a keyframe (the replay jumps to the loop's start).
-- ``Pacer`` sends every stream's frames at their due times (all packets of a frame at once,
-  as a browser does), one task for all streams, each stream with its own random phase.
+- ``Pacer`` sends every stream's frames at their due times, one task for all streams, each
+  stream with its own random phase; video packets are paced as a browser's libwebrtc
+  paces them (2.5 x the bitrate, at most 5 ms worth at once), audio goes at once.
 - ``Counter`` is a subscriber's receive connection: each SRTP packet is counted still
   encrypted (``aiortc_hooks.count_srtp``); a random ``sample`` share of them is decrypted
   and its marker read, giving the latency from the publisher's send to the moment the
@@ -30,6 +31,7 @@ import math
 import random
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +46,8 @@ from media import aiortc_hooks as hooks
 from media import rtcp, rtp
 
 MARKER = struct.Struct("!Q")
+PACING_FACTOR = 2.5  # libwebrtc's default: the pacer sends at 2.5 x the target bitrate
+PACING_WINDOW_S = 0.005  # and at most 5 ms worth of bytes at once (its burst limit)
 AUDIO_RATE = 48_000
 VIDEO_RATE = 90_000
 # Levels (RFC 6464: -dBov, 0 loudest, 127 silence) a synthetic microphone reports.
@@ -184,6 +188,9 @@ class OutStream:
         self.keyframe_requests = 0
         self.due = 0.0  # perf_counter seconds of the next frame
         self.start = 0.0
+        self.queue: deque[tuple[int, int, bool, bytes, bytes]] = deque()
+        self.budget = 0.0  # pacing: bytes that may be sent now (negative: owed)
+        self.budget_at = 0.0
 
     def _block(self, t: float) -> bytes:
         if self.level is None or self.level_id is None:
@@ -202,40 +209,71 @@ class OutStream:
         self.index = 0
 
     def send_frame(self) -> None:
+        """Queues the next frame's packets (``release`` sends them)."""
         frames = self.media.frames
         payloads = frames[self.index]
         self.index = (self.index + 1) % len(frames)
         block = self._block(self.due - self.start)
         last = len(payloads) - 1
         video = self.media.kind == "video"
-        pack, now = MARKER.pack, time.time_ns
         for i, payload in enumerate(payloads):
             self.seq = (self.seq + 1) & 0xFFFF
+            self.queue.append((self.seq, self.ts, video and i == last, block, payload))
+        self.ts = (self.ts + self.media.frame_ticks) & 0xFFFFFFFF
+
+    def release(self, now: float, rate: float) -> float | None:
+        """Sends queued packets: all of them (``rate`` 0), or as a leaky bucket of ``rate``
+        bytes per second that saves up at most ``PACING_WINDOW_S`` of budget. Returns when
+        the next queued packet may go (None: the queue is empty). Each payload gets its
+        marker (the time of its actual send) here."""
+        if rate > 0:
+            saved = self.budget + rate * (now - self.budget_at)
+            self.budget = min(saved, rate * PACING_WINDOW_S)
+            self.budget_at = now
+        queue, pack, clock = self.queue, MARKER.pack, time.time_ns
+        while queue and (rate <= 0 or self.budget > 0):
+            seq, ts, marker, block, payload = queue.popleft()
             packet = rtp.serialize(
                 payload_type=self.payload_type,
-                sequence=self.seq,
-                timestamp=self.ts,
+                sequence=seq,
+                timestamp=ts,
                 ssrc=self.ssrc,
-                marker=video and i == last,
+                marker=marker,
                 extensions=block,
-                payload=payload + pack(now()),
+                payload=payload + pack(clock()),
             )
             if self.sender.send(packet) > 0:
                 self.sent += 1
             else:
                 self.not_sent += 1
-        self.ts = (self.ts + self.media.frame_ticks) & 0xFFFFFFFF
+            self.budget -= len(packet)
+        if not queue:
+            return None
+        return now + -self.budget / rate
 
 
 class Pacer:
-    """Sends every stream's frames at their due times until stopped."""
+    """Sends every stream's frames at their due times until stopped.
 
-    def __init__(self) -> None:
+    Video is paced as libwebrtc's pacer does it in a browser (its "paced sender": a leaky
+    bucket at ``pacing_factor`` x the stream's bitrate, 2.5 by default there), so a
+    keyframe's dozen packets leave over tens of milliseconds instead of in one burst; audio
+    goes at once. ``pacing_factor`` 0 sends every frame's packets at once (an unpaced
+    sender such as aiortc's)."""
+
+    def __init__(self, pacing_factor: float = PACING_FACTOR) -> None:
         self.streams: list[OutStream] = []
+        self.pacing_factor = pacing_factor
         self.late_frames = 0  # frames sent more than 20 ms after they were due
         self.skipped_frames = 0  # frames dropped after the loop fell > 200 ms behind
         self._task: asyncio.Task[None] | None = None
         self._stopped_at: float | None = None
+
+    def rate(self, stream: OutStream) -> float:
+        """Pacing rate in bytes per second (0: not paced)."""
+        if stream.media.kind != "video" or self.pacing_factor <= 0:
+            return 0.0
+        return self.pacing_factor * stream.media.bitrate / 8
 
     def add(self, stream: OutStream) -> None:
         now = time.perf_counter()
@@ -252,6 +290,8 @@ class Pacer:
                 ticks = int((now - self._stopped_at) * s.media.clock_rate)
                 s.ts = (s.ts + ticks) & 0xFFFFFFFF
             s.due = now + random.random() * s.media.frame_ticks / s.media.clock_rate
+            s.queue.clear()
+            s.budget, s.budget_at = 0.0, now
         self._stopped_at = None
         self._task = asyncio.ensure_future(self._run())
 
@@ -279,7 +319,8 @@ class Pacer:
                         self.late_frames += 1
                     s.send_frame()
                     s.due += interval
-                wake = min(wake, s.due)
+                paced = s.release(now, self.rate(s))
+                wake = min(wake, s.due) if paced is None else min(wake, s.due, paced)
             await asyncio.sleep(max(0.0, wake - time.perf_counter()))
 
 

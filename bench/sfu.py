@@ -393,7 +393,7 @@ class Phase:
         self.dir = workdir / shape.name
         self.cpus = cpus
         self.samples, self.direct_samples = Samples(), Samples()
-        self.pacer = Pacer()
+        self.pacer = Pacer(args.pacing_factor)
         self.people: list[Participant] = []
         self.direct: DirectPair | None = None
         self.daemon: ServerProcess | None = None
@@ -693,6 +693,7 @@ async def main_async(args: Any) -> dict[str, Any]:
         "rounds": args.rounds,
         "seconds": args.seconds,
         "latency_sample": args.sample,
+        "publisher_pacing_factor": args.pacing_factor,
         "latency_method": "publisher's send time to the kernel's receive timestamp at the "
         "subscriber's socket, minus a direct pair",
         **media.describe(),
@@ -733,6 +734,8 @@ async def main_async(args: Any) -> dict[str, Any]:
 
 
 def main() -> int:
+    from bench.rtp_load import PACING_FACTOR
+
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument("--publishers", type=int, default=2, help="fanout: audio+video publishers")
     p.add_argument("--subscribers", type=int, default=30, help="fanout: receive-only peers")
@@ -748,6 +751,13 @@ def main() -> int:
     )
     p.add_argument(
         "--sample", type=float, default=0.1, help="share of packets decrypted for latency"
+    )
+    p.add_argument(
+        "--pacing-factor",
+        type=float,
+        default=PACING_FACTOR,
+        help="publishers pace video at this x its bitrate, as libwebrtc does (0: a frame's "
+        "packets at once)",
     )
     p.add_argument("--loop-seconds", type=float, default=3.0, help="seconds of media encoded")
     p.add_argument("--smoke", action="store_true", help="tiny and fast (tests)")
