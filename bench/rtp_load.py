@@ -392,8 +392,9 @@ class Counter:
         if transport is None:
             return False
         self._transport = transport
-        hooks.count_srtp(transport, self._keep)
+        # Tapped first: count_srtp then sees each packet before the tap decrypts it.
         hooks.tap(transport, self._decrypted, lambda data: None)
+        hooks.count_srtp(transport, self._keep)
         self.installed = True
         return True
 

@@ -109,7 +109,7 @@ class WebRtcTransport:
         dtls = hooks.bundle_transport(self.pc)
         if dtls is None or hooks.is_tapped(dtls):
             return
-        hooks.tap(dtls, self.on_rtp, self.on_rtcp)
+        hooks.tap(dtls, self.on_rtp, self.on_rtcp, now_ms)
         self.sender = hooks.Sender(dtls, self.settings.max_send_buffer_bytes)
 
     def send(self, data: bytes) -> int:
