@@ -136,7 +136,7 @@ class Producer:
             self.dropped_flood += 1
             return
         try:
-            view = rtp.parse(data)
+            view = rtp.parse_one(data, self.audio_level_id)
         except rtp.RtpError:
             self.dropped_malformed += 1
             return

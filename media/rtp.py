@@ -37,6 +37,7 @@ __all__ = [
     "is_rtcp",
     "outgoing",
     "parse",
+    "parse_one",
     "payload_bounds",
     "read_extension",
     "rewrite",
@@ -62,7 +63,7 @@ class RtpError(ValueError):
     """The bytes are not a well-formed RTP packet (or an extension cannot be encoded)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per packet, and frozen init costs twice
 class RtpPacketView:
     marker: bool
     payload_type: int
@@ -178,19 +179,39 @@ def parse(data: bytes) -> RtpPacketView:
         walked = _walk_extensions(data, profile, ext_start, offset, -1)
         assert isinstance(walked, dict)
         extensions = walked
+    return _view(data, profile, extensions, offset, end)
+
+
+def parse_one(data: bytes, ext_id: int | None) -> RtpPacketView:
+    """``parse`` for the forwarding path: the header is validated as there, but only the
+    extension ``ext_id`` (None: none) is looked for, and only the elements before it are
+    walked. The SFU writes its own extension block on every copy, so it needs nothing else
+    of the publisher's (a browser's audio packet carries four or five)."""
+    profile, ext_start, offset, end = payload_bounds(data)
+    extensions: dict[int, bytes] = {}
+    if profile and ext_id is not None:
+        found = _walk_extensions(data, profile, ext_start, offset, ext_id)
+        if isinstance(found, bytes):
+            extensions[ext_id] = found
+    return _view(data, profile, extensions, offset, end)
+
+
+def _view(
+    data: bytes, profile: int, extensions: dict[int, bytes], offset: int, end: int
+) -> RtpPacketView:
     _, m_pt, sequence, timestamp, ssrc = _HEADER.unpack_from(data, 0)
     return RtpPacketView(
-        marker=bool(m_pt & 0x80),
-        payload_type=m_pt & 0x7F,
-        sequence=sequence,
-        timestamp=timestamp,
-        ssrc=ssrc,
-        csrc_count=data[0] & 0x0F,
-        ext_profile=profile,
-        extensions=extensions,
-        payload_offset=offset,
-        padding=len(data) - end,
-        payload_end=end,
+        m_pt & 0x80 != 0,
+        m_pt & 0x7F,
+        sequence,
+        timestamp,
+        ssrc,
+        data[0] & 0x0F,
+        profile,
+        extensions,
+        offset,
+        len(data) - end,
+        end,
     )
 
 

@@ -299,6 +299,10 @@ def _has_one_byte_id15(data: bytes, view: rtp.RtpPacketView) -> bool:
 
 def _check_any_bytes(data: bytes, x_id: int) -> None:
     try:
+        one = rtp.parse_one(data, x_id)
+    except RtpError:
+        one = None
+    try:
         view = rtp.parse(data)
     except RtpError:
         # rewrite replaces the extension block: it checks framing, not old elements
@@ -324,6 +328,21 @@ def _check_any_bytes(data: bytes, x_id: int) -> None:
                 first.setdefault(k, v)
             assert view.extensions == first
     assert rtp.read_extension(data, x_id) == view.extensions.get(x_id)
+    # The forwarding path's parse reads the same header and the one extension asked for.
+    assert one is not None
+    assert one.extensions == ({x_id: view.extensions[x_id]} if x_id in view.extensions else {})
+    assert (one.sequence, one.timestamp, one.payload_offset, one.payload_end) == (
+        view.sequence,
+        view.timestamp,
+        view.payload_offset,
+        view.payload_end,
+    )
+    assert (one.marker, one.payload_type, one.ssrc, one.csrc_count) == (
+        view.marker,
+        view.payload_type,
+        view.ssrc,
+        view.csrc_count,
+    )
     # rewrite(parse(x)) keeps the payload and the requested header.
     out = rtp.rewrite(
         data,
