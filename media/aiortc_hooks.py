@@ -162,6 +162,24 @@ def tap(
         on_rtp(clear, now_ms())
 
     setattr(connection, "data_received", data_received)  # noqa: B010
+    for protocol in connection._protocols:
+        _skip_stun_parse(protocol)
+
+
+def _skip_stun_parse(protocol: Any) -> None:
+    """aioice tries every datagram as STUN first and takes the ValueError as "data": a
+    first byte of 128-191 is RTP or RTCP (RFC 7983), never STUN (0-3), so it goes to the
+    connection at once."""
+    stun_first: Callable[[bytes, tuple[Any, ...]], None] = protocol.datagram_received
+    component: int = protocol.local_candidate.component
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and 127 < data[0] < 192:
+            protocol.receiver.data_received(data, component)
+        else:
+            stun_first(data, addr)
+
+    setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
 
 
 def is_tapped(transport: RTCDtlsTransport) -> bool:
