@@ -44,7 +44,16 @@ from media import rtp
 from media.depacketize import OPUS_CLOCK, Depacketizer, Frame
 from media.mixer import AudioTrack
 from media.sinks import ProducerInfo
-from media.spool import AUDIO, CAMERA, SCREEN, VIDEO_RATE, RecordingResult, SpoolWriter, finalise
+from media.spool import (
+    AUDIO,
+    CAMERA,
+    SCREEN,
+    VIDEO_RATE,
+    RecordingResult,
+    SpoolWriter,
+    finalise,
+    spool_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -369,11 +378,6 @@ class Recorder:
             self._failed = exc
         finally:
             spool.close()
-
-
-def spool_path(path: Path) -> Path:
-    """Where the recording of ``path`` is spooled while it runs."""
-    return path.with_name(path.name + ".spool")
 
 
 def recover(path: Path) -> RecordingResult:

@@ -24,8 +24,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
-import av
-
 from media.depacketize import vp8_size
 
 log = logging.getLogger(__name__)
@@ -124,6 +122,8 @@ def finalise(spool: Path, out: Path) -> RecordingResult:
     names = {CAMERA: "camera", SCREEN: "screen", AUDIO: "audio"}
     if not present:
         return RecordingResult(out, 0, 0, (), {})
+    import av  # PyAV (FFmpeg): imported when a recording is written, not at start-up
+
     part = out.with_name(out.name + ".part")
     written = dict.fromkeys(STREAMS, 0)
     end_ms = 0
@@ -172,3 +172,8 @@ def finalise(spool: Path, out: Path) -> RecordingResult:
         tuple(names[s] for s in present),
         {names[s]: written[s] for s in present},
     )
+
+
+def spool_path(path: Path) -> Path:
+    """Where the recording of ``path`` is spooled while it runs."""
+    return path.with_name(path.name + ".spool")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -38,12 +39,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from media.recorder import Recorder, recover, spool_path
 from media.sinks import RtpSink
-from media.spool import RecordingResult
+from media.spool import RecordingResult, spool_path
 from protocol import frames as f
 from protocol.errors import ErrorCode, ProtocolError
 from sferumd.model import Device
@@ -52,6 +52,9 @@ from sferumd.services.calls import recording as rec
 from sferumd.services.calls.service import CALLS_OWNER, CallService, LiveCall
 from sferumd.services.filenames import validate_name
 from sferumd.services.files import FilesService, new_file_id
+
+if TYPE_CHECKING:
+    from media.recorder import Recorder
 from sferumd.store.files import FileRecord
 
 log = logging.getLogger(__name__)
@@ -112,6 +115,10 @@ class CallRecordings:
     # -- the op ------------------------------------------------------------------------------
 
     async def record(self, device: Device, req: f.CallRecord) -> dict[str, Any]:
+        if req.on:
+            # The recorder needs numpy and PyAV, which the daemon does not load at start-up:
+            # the first recording loads them in a thread, off the event loop the media runs on.
+            await asyncio.to_thread(importlib.import_module, "media.recorder")
         live, me = await self.calls.get_call(req.call_id, device.user_id)
         doc = live.doc
         if not req.on:
@@ -171,6 +178,8 @@ class CallRecordings:
         def speaker() -> str | None:
             router = _router(host, call_id)
             return None if router is None else router.current_speaker
+
+        from media.recorder import Recorder  # loaded by ``record`` (see there)
 
         recorder = Recorder(
             self._webm_path(meta.stem),
@@ -402,6 +411,8 @@ class CallRecordings:
         webm = self._webm_path(meta.stem)
         try:
             if spool_path(webm).exists():
+                from media.recorder import recover
+
                 result = await asyncio.to_thread(recover, webm)
             elif webm.exists():  # muxed, not yet stored
                 result = await asyncio.to_thread(_probe, webm)
