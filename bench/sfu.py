@@ -50,6 +50,13 @@ copies (stamping on arrival in the read callback instead put the p50 ~2 ms highe
 it spent here). ``latency_kernel_stamped_share`` says how many samples had a kernel
 timestamp (the rest were stamped by this process, as a fallback).
 
+Ceiling: after the fanout, ``bench.srtp_ceiling`` runs on the server's CPU and does nothing
+but what each forwarded copy must do (SRTP protect with AES-256-GCM and a UDP send, through
+the SFU sender's own primitives) to as many sockets as there are subscribers, drained by this
+process. ``ceiling_packets_per_cpu_s`` is this machine's bound for any forwarder built on
+them, and ``forwarded_share_of_ceiling`` the share the SFU reaches: a ratio measured in the
+same minutes, so it holds when the shared machine's speed drifts.
+
 Rounds: the measured ``--seconds`` are split into ``--rounds``; per-round rates are reported
 with their median. Targets (``target_*``/``met_*``, never failing the run): >= 40,000
 forwarded packets per server CPU-second, the lesson under 50 % of one core, added p99 < 5 ms.
@@ -677,6 +684,50 @@ async def run_group(
     return out
 
 
+class _Drain(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received = 0
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received += 1
+
+
+async def ceiling(args: Any, cpus: set[int] | None, count: int) -> dict[str, Any]:
+    """``bench.srtp_ceiling`` on the server's CPU, sending to ``count`` sockets this process
+    drains: the machine's protect-and-send packets per CPU-second, median of the rounds."""
+    loop = asyncio.get_running_loop()
+    endpoints = [
+        await loop.create_datagram_endpoint(_Drain, local_addr=("127.0.0.1", 0))
+        for _ in range(count)
+    ]
+    ports = ",".join(str(t.get_extra_info("sockname")[1]) for t, _ in endpoints)
+    seconds = min(2.0, args.seconds / args.rounds)
+    rates: list[float] = []
+    try:
+        for _ in range(args.rounds):
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.srtp_ceiling",
+                "--ports",
+                ports,
+                "--seconds",
+                str(seconds),
+                stdout=asyncio.subprocess.PIPE,
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            )
+            stdout, _ = await asyncio.wait_for(child.communicate(), timeout=seconds + 30)
+            rates.append(json.loads(stdout.decode().strip().splitlines()[-1])["packets_per_cpu_s"])
+    finally:
+        for transport, _ in endpoints:
+            transport.close()
+    return {
+        "ceiling_packets_per_cpu_s": round(statistics.median(rates)),
+        "ceiling_rounds": [round(x) for x in rates],
+        "ceiling_received": sum(p.received for _, p in endpoints),
+    }
+
+
 async def main_async(args: Any) -> dict[str, Any]:
     from media import aiortc_hooks as hooks
 
@@ -719,6 +770,14 @@ async def main_async(args: Any) -> dict[str, Any]:
         for group in groups:
             if group:
                 out.update(await run_group(group, media, args, workdir, server_cpus))
+    if any(s.name == "fanout" for s in shapes):
+        # The same machine's protect-and-send ceiling, in the same minutes: the share of it
+        # the SFU reaches holds when the machine's speed drifts (the absolute figure does not).
+        log("the protect-and-send ceiling")
+        out.update(await ceiling(args, server_cpus, args.subscribers))
+        rate = out.get("forwarded_packets_per_server_cpu_s")
+        top = out["ceiling_packets_per_cpu_s"]
+        out["forwarded_share_of_ceiling"] = round(rate / top, 3) if rate and top else None
     out["target_packets_per_server_cpu_s"] = TARGET_PACKETS_PER_CPU_S
     rate = out.get("forwarded_packets_per_server_cpu_s")
     out["met_packets_per_server_cpu_s"] = rate is not None and rate >= TARGET_PACKETS_PER_CPU_S

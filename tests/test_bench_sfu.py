@@ -41,6 +41,9 @@ def test_sfu_bench_smoke_runs_and_reports() -> None:
         assert result[f"{phase}_answer_errors"] == 0, phase
         assert result[f"{phase}_latency_samples"] > 0, phase
     assert result["fanout_direct_p50_ms"] > 0  # the direct aiortc pair ran alongside
+    # The protect-and-send ceiling ran on the server's CPU, and its datagrams arrived.
+    assert result["ceiling_packets_per_cpu_s"] > 0 and result["ceiling_received"] > 0
+    assert result["forwarded_share_of_ceiling"] > 0
     copies = {p: result[f"{p}_forwarded"] / published(result, p) for p in PHASES}
     # 1 publisher (audio + video) to 2 subscribers: every packet is forwarded twice.
     assert 1.6 < copies["fanout"] < 2.4, copies
