@@ -23,7 +23,7 @@ import time
 
 from pylibsrtp import Policy, Session
 
-from media.aiortc_hooks import _ffi, _lib
+from media.aiortc_hooks import srtp_context, srtp_ffi, srtp_lib
 
 KEY_BYTES = 44  # AES-256-GCM: 32-byte key + 12-byte salt
 
@@ -39,12 +39,12 @@ def run(ports: list[int], seconds: float, size: int) -> dict[str, float]:
         )
         for _ in ports
     ]
-    contexts = [s._srtp[0] for s in sessions]
+    contexts = [srtp_context(s) for s in sessions]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
-    buffer = _ffi.new("char[]", 1600)
-    view = memoryview(_ffi.buffer(buffer))
-    length = _ffi.new("int *")
+    buffer = srtp_ffi.new("char[]", 1600)
+    view = memoryview(srtp_ffi.buffer(buffer))
+    length = srtp_ffi.new("int *")
     body = bytes([0x80, 96]) + bytes(10) + os.urandom(size)
     addresses = [("127.0.0.1", p) for p in ports]
     sent = dropped = seq = 0
@@ -56,7 +56,7 @@ def run(ports: list[int], seconds: float, size: int) -> dict[str, float]:
                 view[: len(body)] = body
                 view[2:4] = seq.to_bytes(2, "big")
                 length[0] = len(body)
-                if _lib.srtp_protect(context, buffer, length):
+                if srtp_lib.srtp_protect(context, buffer, length):
                     raise RuntimeError("libsrtp refused to protect")
                 try:
                     sock.sendto(view[: length[0]], address)

@@ -42,8 +42,11 @@ import aiortc.clock
 import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-from pylibsrtp._binding import ffi as _ffi  # type: ignore[import-not-found]
-from pylibsrtp._binding import lib as _lib
+
+# pylibsrtp's cffi binding: the sender protects in place with it (and bench.srtp_ceiling,
+# which must measure the very same path).
+from pylibsrtp._binding import ffi as srtp_ffi  # type: ignore[import-not-found]
+from pylibsrtp._binding import lib as srtp_lib
 
 AIORTC_VERSION = "1.16.0"
 if aiortc.__version__ != AIORTC_VERSION:  # pragma: no cover - a wrong install
@@ -186,6 +189,11 @@ def is_tapped(transport: RTCDtlsTransport) -> bool:
     return "_handle_rtp_data" in vars(transport)
 
 
+def srtp_context(session: pylibsrtp.Session) -> Any:
+    """The libsrtp context (``srtp_t``) of a pylibsrtp session, for ``srtp_lib`` calls."""
+    return session._srtp[0]
+
+
 _CONNECTED = State.CONNECTED  # read per packet: a module global, not an Enum lookup
 SRTP_ROOM = 1500  # the largest (S)RTP(C) packet sent: an Ethernet MTU
 _SRTP_TRAILER = 64  # libsrtp's largest trailer (tag, SRTCP index, MKI) fits in this
@@ -225,9 +233,9 @@ class Sender:
         self._pair: Any = None
         self._sock: socket.socket | None = None
         self._addr: tuple[str, int] = ("", 0)
-        self._buffer = _ffi.new("char[]", SRTP_ROOM + _SRTP_TRAILER)
-        self._view = memoryview(_ffi.buffer(self._buffer))
-        self._length = _ffi.new("int *")
+        self._buffer = srtp_ffi.new("char[]", SRTP_ROOM + _SRTP_TRAILER)
+        self._view = memoryview(srtp_ffi.buffer(self._buffer))
+        self._length = srtp_ffi.new("int *")
         self._session: Any = None  # the transport's pylibsrtp Session, and its srtp_t
         self._context: Any = None
 
@@ -244,14 +252,14 @@ class Sender:
         if pair is not self._pair and not self._use(pair):
             return 0
         if srtp is not self._session:
-            self._session, self._context = srtp, srtp._srtp[0]
+            self._session, self._context = srtp, srtp_context(srtp)
         size = len(data)
         if size > SRTP_ROOM:
             return -1
         view, length = self._view, self._length
         view[:size] = data
         length[0] = size
-        protect = _lib.srtp_protect_rtcp if rtcp else _lib.srtp_protect
+        protect = srtp_lib.srtp_protect_rtcp if rtcp else srtp_lib.srtp_protect
         if protect(self._context, self._buffer, length):
             return -1  # libsrtp refused (cannot happen with aiortc's policy; never sent)
         try:
