@@ -2,7 +2,7 @@
 
     python -m bench.sfu --json [--publishers 2] [--subscribers 30] [--pupils 30]
                                [--seconds 9] [--warmup 2] [--rounds 3] [--loudest 3]
-                               [--sample 0.1] [--smoke] [--no-pin]
+                               [--sample 0.1] [--pacing-factor 2.5] [--smoke] [--no-pin]
 
 Everything is real except the media: sferumd runs as a child process on 127.0.0.1 with
 ``[media] loopback_candidates`` and ``debug_stats``; participants are aiortc peer connections
