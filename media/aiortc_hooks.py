@@ -220,9 +220,10 @@ class Sender:
         "_pair",
         "_session",
         "_sock",
-        "_view",
         "max_buffer",
+        "room",
         "transport",
+        "view",
     )
 
     def __init__(self, transport: RTCDtlsTransport, max_buffer: int):
@@ -234,7 +235,8 @@ class Sender:
         self._sock: socket.socket | None = None
         self._addr: tuple[str, int] = ("", 0)
         self._buffer = srtp_ffi.new("char[]", SRTP_ROOM + _SRTP_TRAILER)
-        self._view = memoryview(srtp_ffi.buffer(self._buffer))
+        self.view = memoryview(srtp_ffi.buffer(self._buffer))  # a packet is written here
+        self.room = SRTP_ROOM
         self._length = srtp_ffi.new("int *")
         self._session: Any = None  # the transport's pylibsrtp Session, and its srtp_t
         self._context: Any = None
@@ -242,6 +244,15 @@ class Sender:
     def send(self, data: bytes, rtcp: bool = False) -> int:
         """1: sent; 0: not connected (yet or any more); -1: dropped (the socket's send
         buffer is full, or the packet is over ``SRTP_ROOM``)."""
+        size = len(data)
+        if size > SRTP_ROOM:
+            return -1
+        self.view[:size] = data
+        return self.send_written(size, rtcp)
+
+    def send_written(self, size: int, rtcp: bool = False) -> int:
+        """``send`` of the packet a caller wrote into ``view`` (``size`` bytes, at most
+        ``room``): protected in place, no copy (a consumer's per-packet path)."""
         transport = self.transport
         srtp = transport._tx_srtp
         if srtp is None or transport._state is not _CONNECTED:
@@ -253,17 +264,13 @@ class Sender:
             return 0
         if srtp is not self._session:
             self._session, self._context = srtp, srtp_context(srtp)
-        size = len(data)
-        if size > SRTP_ROOM:
-            return -1
-        view, length = self._view, self._length
-        view[:size] = data
+        length = self._length
         length[0] = size
         protect = srtp_lib.srtp_protect_rtcp if rtcp else srtp_lib.srtp_protect
         if protect(self._context, self._buffer, length):
             return -1  # libsrtp refused (cannot happen with aiortc's policy; never sent)
         try:
-            self._sock.sendto(view[: length[0]], self._addr)  # type: ignore[union-attr]
+            self._sock.sendto(self.view[: length[0]], self._addr)  # type: ignore[union-attr]
         except BlockingIOError:
             return -1
         except OSError:

@@ -14,18 +14,48 @@ sender reports are passed on with the slot's timestamp offset.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from media import rtp
 from media.clock import SrMapper
 from media.seqts import SeqTsMapper
-from media.vp8 import Vp8Rewriter, Vp8Split, is_keyframe
+from media.vp8 import MAX_HEAD, Vp8Rewriter, Vp8Split, is_keyframe
 
 if TYPE_CHECKING:
     from media.producer import Producer
 
 Send = Callable[[bytes], int]  # 1 sent, 0 not connected, -1 dropped (buffer full)
 Report = Callable[[int, int, int, int], None]  # (ntp, rtp_ts, packets, octets) -> next SR
+ROOM = 1500  # the largest RTP packet a slot sends (an Ethernet MTU)
+
+
+class Output(Protocol):
+    """Where a slot's copies go: each copy is written into ``view`` (from offset 0, at most
+    ``room`` bytes) and sent from there by ``send_written``, so no bytes object is made per
+    copy (the transport's ``aiortc_hooks.Sender`` protects and sends it in place).
+    ``send_written`` returns 1 sent, 0 not connected, -1 dropped (the buffer is full)."""
+
+    @property
+    def view(self) -> memoryview: ...
+
+    @property
+    def room(self) -> int: ...
+
+    def send_written(self, size: int) -> int: ...
+
+
+class BytesOutput:
+    """An ``Output`` handing each copy to a function as bytes (tests, other transports)."""
+
+    __slots__ = ("room", "send", "view")
+
+    def __init__(self, send: Send, room: int = ROOM):
+        self.send = send
+        self.room = room
+        self.view = memoryview(bytearray(room))
+
+    def send_written(self, size: int) -> int:
+        return self.send(bytes(self.view[:size]))
 
 
 class Consumer:
@@ -39,22 +69,22 @@ class Consumer:
         "mid",
         "mid_id",
         "octets",
+        "output",
         "packets",
         "payload_type",
         "producer",
         "report",
         "retransmitted",
-        "send",
         "ssrc",
         "vp8",
         "waiting_keyframe",
     )
 
-    def __init__(self, mid: str, media: str, ssrc: int, send: Send, report: Report):
+    def __init__(self, mid: str, media: str, ssrc: int, output: Output, report: Report):
         self.mid = mid
         self.media = media  # audio | video (the m-line's kind)
         self.ssrc = ssrc
-        self.send = send
+        self.output = output
         self.report = report
         self.payload_type: int | None = None  # known once the subscriber answered
         self.mid_id: int | None = None
@@ -119,41 +149,63 @@ class Consumer:
         level: bytes | None,
     ) -> None:
         """One packet of the producer: ``out`` and ``parts`` (its VP8 payload cut, video
-        only) are made once for all the producer's consumers."""
+        only) are made once for all the producer's consumers. The copy is written straight
+        into the output's buffer: this runs once per packet per subscriber."""
         pt = self.payload_type
         if pt is None:
             return
         producer = self.producer
         assert producer is not None
-        payload = out.payload
         vp8 = self.vp8
         if vp8 is not None:
             if self.waiting_keyframe:
-                if not is_keyframe(payload):
+                if not is_keyframe(out.payload):
                     producer.request_keyframe(arrival_ms)
                     return
                 self.waiting_keyframe = False
-            mapped = self.mapper.map(view.sequence, view.timestamp, arrival_ms, 90000)
-            if mapped is None:
-                return
-            if parts is not None:
-                payload = vp8.rewrite_split(parts)
+            clock_rate = 90000
         else:
-            mapped = self.mapper.map(
-                view.sequence, view.timestamp, arrival_ms, producer.info.clock_rate
-            )
-            if mapped is None:
+            clock_rate = producer.info.clock_rate
+        mapped = self.mapper.map(view.sequence, view.timestamp, arrival_ms, clock_rate)
+        if mapped is None:
+            return
+        output = self.output
+        buf = output.view
+        at = rtp.stamp_into(buf, out, pt, mapped[0], mapped[1], self.ssrc, self._block_for(level))
+        if vp8 is None or parts is None:
+            payload = out.payload
+            end = at + len(payload)
+            if end > output.room:
+                self.dropped += 1
                 return
-        self._send(out, pt, mapped[0], mapped[1], level, payload)
+            buf[at:end] = payload
+        else:
+            if at + len(parts.tail) + MAX_HEAD > output.room:
+                self.dropped += 1
+                return
+            end = vp8.write_split(buf, at, parts)
+        self._sent(output.send_written(end), end)
 
     def _send(
         self, out: rtp.Outgoing, pt: int, seq: int, ts: int, level: bytes | None, payload: bytes
     ) -> None:
-        block = self._block
-        if level is not None and self.audio_level_id is not None:
-            block = self._level_blocks.get(level) or self._level_block(level)
-        packet = rtp.stamp(out, pt, seq, ts, self.ssrc, block, payload)
-        sent = self.send(packet)
+        """A copy whose payload is ready (a retransmission)."""
+        output = self.output
+        buf = output.view
+        at = rtp.stamp_into(buf, out, pt, seq, ts, self.ssrc, self._block_for(level))
+        end = at + len(payload)
+        if end > output.room:
+            self.dropped += 1
+            return
+        buf[at:end] = payload
+        self._sent(output.send_written(end), end)
+
+    def _block_for(self, level: bytes | None) -> bytes:
+        if level is None or self.audio_level_id is None:
+            return self._block
+        return self._level_blocks.get(level) or self._level_block(level)
+
+    def _sent(self, sent: int, size: int) -> None:
         if sent <= 0:
             if sent < 0:
                 self.dropped += 1
@@ -161,7 +213,7 @@ class Consumer:
                 self.waiting_keyframe = True  # not connected yet: start with a keyframe
             return
         self.packets += 1
-        self.octets += len(packet)
+        self.octets += size
 
     def _level_block(self, level: bytes) -> bytes:
         """The extension block carrying this audio level (and the MID), built once per level:

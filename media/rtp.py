@@ -301,6 +301,42 @@ def outgoing(data: bytes, view: RtpPacketView) -> Outgoing:
     )
 
 
+def stamp_into(
+    buf: memoryview,
+    out: Outgoing,
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    block: bytes,
+) -> int:
+    """Writes one consumer's header, the CSRCs and its extension ``block``
+    (``encode_extensions``) at the start of ``buf``; returns where the payload goes. The
+    per-packet per-subscriber path writes straight into the sender's buffer, so nothing is
+    checked here: the fields come masked from the mappers and the negotiation
+    (``struct.error`` otherwise), and ``buf`` must have room (``ValueError`` otherwise)."""
+    _HEADER.pack_into(
+        buf,
+        0,
+        out.flags | (0x10 if block else 0),
+        out.marker | payload_type,
+        sequence,
+        timestamp,
+        ssrc,
+    )
+    at = HEADER_SIZE
+    csrcs = out.csrcs
+    if csrcs:
+        end = at + len(csrcs)
+        buf[at:end] = csrcs
+        at = end
+    if block:
+        end = at + len(block)
+        buf[at:end] = block
+        at = end
+    return at
+
+
 def stamp(
     out: Outgoing,
     payload_type: int,
@@ -310,13 +346,10 @@ def stamp(
     block: bytes,
     payload: bytes,
 ) -> bytes:
-    """One consumer's copy: its header and extension ``block`` (``encode_extensions``)
-    around ``payload``. The per-packet per-subscriber path, so nothing is checked here: the
-    fields come masked from the mappers and the negotiation (``struct.error`` otherwise)."""
-    header = _HEADER.pack(
-        out.flags | (0x10 if block else 0), out.marker | payload_type, sequence, timestamp, ssrc
-    )
-    return b"".join((header, out.csrcs, block, payload))
+    """One consumer's copy as bytes: ``stamp_into``'s header around ``payload``."""
+    head = bytearray(HEADER_SIZE + len(out.csrcs) + len(block))
+    stamp_into(memoryview(head), out, payload_type, sequence, timestamp, ssrc, block)
+    return b"".join((head, payload))
 
 
 def rewrite(

@@ -35,7 +35,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from media import aiortc_hooks as hooks
 from media import rtcp
-from media.consumer import Consumer
+from media.consumer import BytesOutput, Consumer, Output
 from media.errors import MediaRefused
 from media.offer import AUDIO_CODEC, VIDEO_CODEC, Track
 from media.producer import Producer
@@ -333,8 +333,8 @@ class RecvTransport(WebRtcTransport):
         self.pending = None
         self.tap()
         added: list[Consumer] = []
-        # The slots send through the sender itself (tapped above): one call less per copy.
-        send = self.send if self.sender is None else self.sender.send
+        # The slots write their copies into the sender's own buffer (tapped above).
+        output: Output = BytesOutput(self.send) if self.sender is None else self.sender
         for transceiver in self.pc.getTransceivers():
             neg = hooks.negotiated(transceiver)
             if neg is None:
@@ -342,7 +342,7 @@ class RecvTransport(WebRtcTransport):
             consumer = self.consumers.get(neg.mid)
             if consumer is None:
                 ssrc = hooks.sender_ssrc(transceiver.sender)
-                consumer = Consumer(neg.mid, neg.kind, ssrc, send, self._reporter(ssrc))
+                consumer = Consumer(neg.mid, neg.kind, ssrc, output, self._reporter(ssrc))
                 self.consumers[neg.mid] = consumer
                 self.by_ssrc[ssrc] = consumer
                 added.append(consumer)

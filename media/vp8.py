@@ -33,6 +33,7 @@ from dataclasses import dataclass
 __all__ = ["Vp8Descriptor", "Vp8Rewriter", "Vp8Split", "is_keyframe", "parse_descriptor", "split"]
 
 _U16 = struct.Struct("!H")
+MAX_HEAD = 5  # a rewritten descriptor before the tail: 2 octets, picture id (2), TL0PICIDX
 
 # First octet: X R N S R PID(3). Extension octet: I L T K RSV(4).
 _X = 0x80
@@ -227,13 +228,26 @@ class Vp8Rewriter:
         return payload if parts is None else self.rewrite_split(parts)
 
     def rewrite_split(self, parts: Vp8Split) -> bytes:
-        """``rewrite`` of a payload already cut by ``split`` (once for all consumers)."""
-        fields = b""
+        """``rewrite`` of a payload already cut by ``split``."""
+        buf = bytearray(len(parts.tail) + MAX_HEAD)
+        end = self.write_split(memoryview(buf), 0, parts)
+        return bytes(buf[:end])
+
+    def write_split(self, buf: memoryview, at: int, parts: Vp8Split) -> int:
+        """Writes the rewritten payload of ``parts`` (cut once for all consumers by ``split``)
+        into ``buf`` from ``at``, and returns where it ends: at most ``MAX_HEAD`` bytes more
+        than the tail (the sender's buffer, no payload copy made per consumer)."""
+        buf[at : at + 2] = parts.head
+        at += 2
         if parts.picture_id is not None:
-            fields = _U16.pack(0x8000 | self._map_picture_id(parts.picture_id, parts.bits))
+            _U16.pack_into(buf, at, 0x8000 | self._map_picture_id(parts.picture_id, parts.bits))
+            at += 2
         if parts.tl0 is not None:
-            fields += bytes((self._map_tl0(parts.tl0),))
-        return b"".join((parts.head, fields, parts.tail))
+            buf[at] = self._map_tl0(parts.tl0)
+            at += 1
+        end = at + len(parts.tail)
+        buf[at:end] = parts.tail
+        return end
 
     def _map_picture_id(self, pid: int, bits: int) -> int:
         last = self._pic_in_max

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from media import rtp
 from media.aiortc_hooks import AUDIO_LEVEL_URI, MID_URI
-from media.consumer import Consumer
+from media.consumer import BytesOutput, Consumer
 from media.loudest import DROP, FORWARD, RESUME, LoudestAudio
 from media.producer import Producer
 from media.router import Router
@@ -154,7 +154,9 @@ def subscriber(producer: Producer, sent: list[bytes]) -> Consumer:
         sent.append(packet)
         return 1
 
-    consumer = Consumer("1", "audio", 0x5000 + producer.info.ssrc, send, lambda *a: None)
+    consumer = Consumer(
+        "1", "audio", 0x5000 + producer.info.ssrc, BytesOutput(send), lambda *a: None
+    )
     consumer.configure(OPUS, {MID_URI: MID_ID, AUDIO_LEVEL_URI: LEVEL_ID})
     consumer.attach(producer, 0)
     return consumer

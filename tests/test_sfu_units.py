@@ -4,12 +4,16 @@ source switches, sender reports, sinks."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from media import rtp
 from media.aiortc_hooks import AUDIO_LEVEL_URI, MID_URI
-from media.consumer import Consumer
+from media.consumer import BytesOutput, Consumer
 from media.producer import Producer
 from media.router import Router
 from media.sinks import ProducerInfo
+from media.vp8 import Vp8Rewriter
 
 OPUS, VP8 = 111, 96
 KEY = bytes([0x90, 0x80, 0x80, 0x01, 0x50, 0x01, 0x00, 0x9D, 0x01, 0x2A, 0x40, 0x01, 0xF0, 0x00])
@@ -65,7 +69,7 @@ class Wire:
 
 def consumer(media: str = "audio", level: bool = False) -> tuple[Consumer, Wire]:
     wire = Wire()
-    c = Consumer("5", media, 0xABCD, wire.send, wire.report)
+    c = Consumer("5", media, 0xABCD, BytesOutput(wire.send), wire.report)
     ext = {MID_URI: 4}
     if level:
         ext[AUDIO_LEVEL_URI] = 9
@@ -242,3 +246,50 @@ def test_upstream_loss_is_nacked_and_a_long_video_gap_asks_for_a_keyframe() -> N
     v.receive(packet(10, 0, pt=VP8, payload=DELTA, level=None), 5_000)
     v.receive(packet(100, 0, pt=VP8, payload=DELTA, level=None), 5_010)
     assert len(nacks) == 1 and plis(v) == [7]
+
+
+def _vp8_payload(picture_id: int, wide: bool, tl0: int | None, body: bytes, key: bool) -> bytes:
+    ext = 0x80 | (0x40 if tl0 is not None else 0)
+    pid = (
+        bytes([0x80 | picture_id >> 8 & 0x7F, picture_id & 0xFF])
+        if wide
+        else bytes([picture_id & 0x7F])
+    )
+    frame = (KEY[4:] if key else DELTA[4:]) + body
+    return bytes([0x90, ext]) + pid + (bytes([tl0]) if tl0 is not None else b"") + frame
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.binary(max_size=1400), st.booleans(), st.booleans()), min_size=1, max_size=8
+    ),
+    st.integers(0, 0x7FFF),
+)
+def test_copies_written_into_the_reused_buffer_are_whole_rewritten_packets(
+    frames: list[tuple[bytes, bool, bool]], first_pid: int
+) -> None:
+    """Each copy is written over the previous one in the slot's buffer (longer or shorter):
+    what goes out is exactly ``rtp.rewrite`` of the packet with the slot's numbering and the
+    picture id and TL0PICIDX of an independent ``Vp8Rewriter``, MID block included."""
+    p = producer("video")
+    c, wire = consumer("video")
+    c.attach(p, 0)
+    reference = Vp8Rewriter()
+    for i, (body, wide, tl0) in enumerate(frames):
+        payload = _vp8_payload(first_pid + i, wide, i & 0xFF if tl0 else None, body, key=i == 0)
+        data = rtp.serialize(
+            payload_type=VP8, sequence=100 + i, timestamp=3000 * i, ssrc=7, payload=payload
+        )
+        p.receive(data, 40 * i)
+        expected = rtp.rewrite(
+            data,
+            payload_type=100,
+            sequence=(100 + i + c.mapper.seq_offset) & 0xFFFF,
+            timestamp=(3000 * i + c.mapper.ts_offset) & 0xFFFFFFFF,
+            ssrc=0xABCD,
+            extensions={4: b"5"},
+            payload=reference.rewrite(payload),
+        )
+        assert wire.packets[-1] == expected
+    assert len(wire.packets) == len(frames)
