@@ -1,6 +1,6 @@
 """The machine's ceiling for one forwarded copy: SRTP protect + UDP send, nothing else.
 
-    python -m bench.srtp_ceiling --ports P1,P2,... [--seconds 2] [--size 1100]
+    python -m bench.srtp_ceiling --ports P1,P2,... [--seconds 2] [--size 1100] [--interval-ms 0]
 
 A child of ``bench.sfu``, pinned to the server's CPU: it protects a packet of ``--size``
 bytes with a libsrtp session per destination (AES-256-GCM, what aiortc and Chromium
@@ -11,6 +11,11 @@ so the kernel delivers each datagram as it does to real subscribers. Prints one 
 ``packets_per_cpu_s`` (user + system CPU of this process while sending). The SFU's own
 ``forwarded_packets_per_server_cpu_s`` divided by this is the share of the machine's
 protect-and-send capacity it reaches, a ratio that holds when the machine's speed drifts.
+
+``--interval-ms`` paces it as the SFU is paced: one copy to every port (one incoming packet's
+fan-out), then a sleep until the next, as the daemon waits for the next packet. On this
+shared VM a CPU that slept even a millisecond runs the next burst much slower (caches and
+clocks start cold), so only the paced figure compares with a forwarder at the same load.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from media.aiortc_hooks import srtp_context, srtp_ffi, srtp_lib
 KEY_BYTES = 44  # AES-256-GCM: 32-byte key + 12-byte salt
 
 
-def run(ports: list[int], seconds: float, size: int) -> dict[str, float]:
+def run(ports: list[int], seconds: float, size: int, interval_s: float = 0.0) -> dict[str, float]:
     sessions = [
         Session(
             Policy(
@@ -48,9 +53,12 @@ def run(ports: list[int], seconds: float, size: int) -> dict[str, float]:
     body = bytes([0x80, 96]) + bytes(10) + os.urandom(size)
     addresses = [("127.0.0.1", p) for p in ports]
     sent = dropped = seq = 0
+    bursts = 1 if interval_s else 100  # the clock is read every bursts x len(ports) copies
     cpu0, deadline = time.process_time(), time.monotonic() + seconds
     while time.monotonic() < deadline:
-        for _ in range(100):  # the clock is read every 100 x len(ports) copies
+        if interval_s:
+            time.sleep(interval_s)
+        for _ in range(bursts):
             seq = (seq + 1) & 0xFFFF
             for context, address in zip(contexts, addresses, strict=True):
                 view[: len(body)] = body
@@ -72,9 +80,12 @@ def main() -> None:
     p.add_argument("--ports", required=True, help="comma-separated UDP ports on 127.0.0.1")
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--size", type=int, default=1100, help="payload bytes")
+    p.add_argument(
+        "--interval-ms", type=float, default=0.0, help="sleep between fan-outs (0: none)"
+    )
     args = p.parse_args()
     ports = [int(x) for x in args.ports.split(",")]
-    print(json.dumps(run(ports, args.seconds, args.size)))
+    print(json.dumps(run(ports, args.seconds, args.size, args.interval_ms / 1000)))
 
 
 if __name__ == "__main__":

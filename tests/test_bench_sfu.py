@@ -44,6 +44,9 @@ def test_sfu_bench_smoke_runs_and_reports() -> None:
     # The protect-and-send ceiling ran on the server's CPU, and its datagrams arrived.
     assert result["ceiling_packets_per_cpu_s"] > 0 and result["ceiling_received"] > 0
     assert result["forwarded_share_of_ceiling"] > 0
+    # Paced at one fan-out per published packet: the interval follows the publishers' rate.
+    assert result["ceiling_paced_interval_ms"] == round(1000 / result["fanout_published_per_s"], 3)
+    assert result["ceiling_paced_received"] > 0 and result["forwarded_share_of_paced_ceiling"] > 0
     copies = {p: result[f"{p}_forwarded"] / published(result, p) for p in PHASES}
     # 1 publisher (audio + video) to 2 subscribers: every packet is forwarded twice.
     assert 1.6 < copies["fanout"] < 2.4, copies
