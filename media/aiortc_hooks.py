@@ -198,6 +198,9 @@ _CONNECTED = State.CONNECTED  # read per packet: a module global, not an Enum lo
 SRTP_ROOM = 1500  # the largest (S)RTP(C) packet sent: an Ethernet MTU
 _SRTP_TRAILER = 64  # libsrtp's largest trailer (tag, SRTCP index, MKI) fits in this
 SIOCOUTQ = 0x5411  # linux/sockios.h (TIOCOUTQ): bytes in a socket's send queue
+# Looked up once: an attribute of a cffi library is a slow lookup, and these run per copy.
+_protect = srtp_lib.srtp_protect
+_protect_rtcp = srtp_lib.srtp_protect_rtcp
 
 
 class Sender:
@@ -266,8 +269,7 @@ class Sender:
             self._session, self._context = srtp, srtp_context(srtp)
         length = self._length
         length[0] = size
-        protect = srtp_lib.srtp_protect_rtcp if rtcp else srtp_lib.srtp_protect
-        if protect(self._context, self._buffer, length):
+        if (_protect_rtcp if rtcp else _protect)(self._context, self._buffer, length):
             return -1  # libsrtp refused (cannot happen with aiortc's policy; never sent)
         try:
             self._sock.sendto(self.view[: length[0]], self._addr)  # type: ignore[union-attr]
