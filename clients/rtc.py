@@ -324,6 +324,12 @@ class RtcParticipant:
         sender.close()
         return sent
 
+    def server_address(self) -> tuple[str, int] | None:
+        """The server's UDP address of this participant's send connection, once connected:
+        where anyone on the network can aim datagrams at it."""
+        transport = hooks.bundle_transport(self.send_pc)
+        return None if transport is None else hooks.remote_address(transport)
+
     def stop_reading(self) -> bool:
         transport = hooks.bundle_transport(self.recv_pc)
         return transport is not None and hooks.pause_reading(transport)

@@ -152,17 +152,24 @@ def tap(
     connection: Any = transport.transport._connection
     queued: Callable[[bytes, int], None] = connection.data_received
 
+    unprotect = Unprotector().unprotect
+
     def data_received(data: bytes, component: int) -> None:
-        srtp = transport._rx_srtp
+        size = len(data)
         # RFC 7983's first byte 128-191 is RTP or RTCP; RFC 5761's 192-223 second byte, RTCP.
-        if srtp is None or len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224:
+        media = size > 0 and 127 < data[0] < 192
+        if not size or (media and size > SRTP_ROOM):
+            # Anyone can aim datagrams at this port: an empty one fails aiortc's first-byte
+            # read, and an (S)RTP(C) one beyond pylibsrtp's buffer raises ValueError; either
+            # ended the whole connection.
+            return
+        srtp = transport._rx_srtp
+        if srtp is None or size < 12 or not media or 191 < data[1] < 224:
             queued(data, component)
             return
-        try:
-            clear = srtp.unprotect(data)
-        except pylibsrtp.Error:
-            return  # forged, replayed or not for this session: aiortc drops it too
-        on_rtp(clear, now_ms())
+        clear = unprotect(srtp, data)
+        if clear is not None:  # else forged, replayed or not for this session: dropped
+            on_rtp(clear, now_ms())
 
     setattr(connection, "data_received", data_received)  # noqa: B010
     for protocol in connection._protocols:
@@ -201,6 +208,7 @@ SIOCOUTQ = 0x5411  # linux/sockios.h (TIOCOUTQ): bytes in a socket's send queue
 # Looked up once: an attribute of a cffi library is a slow lookup, and these run per copy.
 _protect = srtp_lib.srtp_protect
 _protect_rtcp = srtp_lib.srtp_protect_rtcp
+_unprotect = srtp_lib.srtp_unprotect
 
 
 class Sender:
@@ -308,6 +316,35 @@ class Sender:
             self._sock, self._pair = None, None
 
 
+class Unprotector:
+    """Decrypts SRTP with a transport's libsrtp session in a buffer of its own (per packet:
+    pylibsrtp's ``Session.unprotect`` allocates and checks on every call)."""
+
+    __slots__ = ("_buffer", "_context", "_length", "_session", "_view")
+
+    def __init__(self) -> None:
+        self._buffer = srtp_ffi.new("char[]", SRTP_ROOM)
+        self._view = memoryview(srtp_ffi.buffer(self._buffer))
+        self._length = srtp_ffi.new("int *")
+        self._session: Any = None
+        self._context: Any = None
+
+    def unprotect(self, session: pylibsrtp.Session, data: bytes) -> bytes | None:
+        """The clear packet, or None: refused by libsrtp (its tag, its replay window) or
+        over ``SRTP_ROOM``."""
+        size = len(data)
+        if size > SRTP_ROOM:
+            return None
+        if session is not self._session:
+            self._session, self._context = session, srtp_context(session)
+        self._view[:size] = data
+        length = self._length
+        length[0] = size
+        if _unprotect(self._context, self._buffer, length):
+            return None
+        return bytes(self._view[: length[0]])
+
+
 def quiet_rtcp(sender: RTCRtpSender) -> None:
     """Replaces ``sender``'s own RTCP loop (a task sending a sender report and SDES about
     once a second) with one that sends nothing: the SFU's receive transport sends one
@@ -354,6 +391,12 @@ def pause_reading(transport: RTCDtlsTransport) -> bool:
     sock: Any = pair.protocol.transport
     sock.pause_reading()
     return True
+
+
+def remote_address(transport: RTCDtlsTransport) -> tuple[str, int] | None:
+    """The far end of the connection's nominated candidate pair (where its media goes)."""
+    pair = transport.transport._connection._nominated.get(1)
+    return None if pair is None else tuple(pair.remote_addr)  # type: ignore[return-value]
 
 
 def decoded_packets(pc: RTCPeerConnection) -> int:

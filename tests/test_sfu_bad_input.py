@@ -5,6 +5,7 @@ keep flowing."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -109,6 +110,43 @@ async def test_a_flood_and_a_subscriber_that_never_reads_leave_the_others_unaffe
         )
         peers = media_stats(w.daemon)["calls"][w.call_id]["peers"]
         assert peers[s]["recv"]["buffered"] <= 65536 + 1500
+    assert_clean(w.daemon)
+
+
+async def test_stray_datagrams_at_a_publishers_port_change_nothing(daemon_factory: Any) -> None:
+    """Anyone can aim UDP at the server's media port of a connection: datagrams that look
+    like RTP or RTCP (empty, oversized, truncated, forged) are dropped and the publisher's media
+    goes on (one empty or oversized datagram used to end the publisher's connection)."""
+    async with world(daemon_factory, ("teacher", "pupil")) as w:
+        for person in w.people.values():
+            await person.join()
+        teacher, pupil = w.people["teacher"], w.people["pupil"]
+        t = w.uid("teacher")
+        await pupil.wait_for(lambda: pupil.received(t, "audio") > 5)
+        address = teacher.server_address()
+        assert address is not None
+        stray = [
+            b"",  # nothing at all
+            bytes([0x80, 111]) + bytes(3000),  # RTP, bigger than any SRTP buffer
+            bytes([0x80, 200]) + bytes(3000),  # RTCP, as big
+            bytes([0x80, 111]) + bytes(8),  # RTP, shorter than a header
+            bytes([0x80, 200, 0, 1]),  # RTCP, a header only
+            bytes([0x90, 111]) + bytes(1100),  # forged RTP: its tag does not verify
+        ]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for data in stray * 20:
+                sock.sendto(data, address)
+        finally:
+            sock.close()
+        audio, video = pupil.received(t, "audio"), pupil.received(t, "video")
+        await pupil.wait_for(
+            lambda: (
+                pupil.received(t, "audio") > audio + 25 and pupil.received(t, "video") > video + 10
+            )
+        )
+        peers = media_stats(w.daemon)["calls"][w.call_id]["peers"]
+        assert peers[t]["send"]["connected"] is True
     assert_clean(w.daemon)
 
 
