@@ -324,10 +324,10 @@ class RtcParticipant:
         sender.close()
         return sent
 
-    def server_address(self) -> tuple[str, int] | None:
-        """The server's UDP address of this participant's send connection, once connected:
-        where anyone on the network can aim datagrams at it."""
-        transport = hooks.bundle_transport(self.send_pc)
+    def server_address(self, receiving: bool = False) -> tuple[str, int] | None:
+        """The server's UDP address of this participant's send (or receive) connection,
+        once connected: where anyone on the network can aim datagrams at it."""
+        transport = hooks.bundle_transport(self.recv_pc if receiving else self.send_pc)
         return None if transport is None else hooks.remote_address(transport)
 
     def stop_reading(self) -> bool:

@@ -5,6 +5,7 @@ keep flowing."""
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from typing import Any
 
@@ -113,8 +114,9 @@ async def test_a_flood_and_a_subscriber_that_never_reads_leave_the_others_unaffe
     assert_clean(w.daemon)
 
 
-async def test_stray_datagrams_at_a_publishers_port_change_nothing(daemon_factory: Any) -> None:
-    """Anyone can aim UDP at the server's media port of a connection: datagrams that look
+async def test_stray_datagrams_at_the_media_ports_change_nothing(daemon_factory: Any) -> None:
+    """Anyone can aim UDP at the server's media port of a connection (here the teacher's
+    sending one and the pupil's receiving one): datagrams that look
     like RTP or RTCP (empty, oversized, truncated, forged) are dropped and the publisher's media
     goes on (one empty or oversized datagram used to end the publisher's connection)."""
     async with world(daemon_factory, ("teacher", "pupil")) as w:
@@ -123,8 +125,7 @@ async def test_stray_datagrams_at_a_publishers_port_change_nothing(daemon_factor
         teacher, pupil = w.people["teacher"], w.people["pupil"]
         t = w.uid("teacher")
         await pupil.wait_for(lambda: pupil.received(t, "audio") > 5)
-        address = teacher.server_address()
-        assert address is not None
+        addresses = [teacher.server_address(), pupil.server_address(receiving=True)]
         stray = [
             b"",  # nothing at all
             bytes([0x80, 111]) + bytes(3000),  # RTP, bigger than any SRTP buffer
@@ -133,10 +134,15 @@ async def test_stray_datagrams_at_a_publishers_port_change_nothing(daemon_factor
             bytes([0x80, 200, 0, 1]),  # RTCP, a header only
             bytes([0x90, 111]) + bytes(1100),  # forged RTP: its tag does not verify
         ]
+        # And noise of every first byte (STUN, DTLS, RTP, RTCP and what no protocol uses).
+        noise = random.Random(7)
+        stray += [bytes([b]) + noise.randbytes(noise.randrange(0, 1400)) for b in range(256)]
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            for data in stray * 20:
-                sock.sendto(data, address)
+            for data in stray * 4:
+                for address in addresses:
+                    assert address is not None
+                    sock.sendto(data, address)
         finally:
             sock.close()
         audio, video = pupil.received(t, "audio"), pupil.received(t, "video")
@@ -147,6 +153,7 @@ async def test_stray_datagrams_at_a_publishers_port_change_nothing(daemon_factor
         )
         peers = media_stats(w.daemon)["calls"][w.call_id]["peers"]
         assert peers[t]["send"]["connected"] is True
+        assert peers[w.uid("pupil")]["recv"]["connected"] is True
     assert_clean(w.daemon)
 
 
