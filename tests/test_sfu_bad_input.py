@@ -116,9 +116,9 @@ async def test_a_flood_and_a_subscriber_that_never_reads_leave_the_others_unaffe
 
 async def test_stray_datagrams_at_the_media_ports_change_nothing(daemon_factory: Any) -> None:
     """Anyone can aim UDP at the server's media port of a connection (here the teacher's
-    sending one and the pupil's receiving one): datagrams that look
-    like RTP or RTCP (empty, oversized, truncated, forged) are dropped and the publisher's media
-    goes on (one empty or oversized datagram used to end the publisher's connection)."""
+    sending one and the pupil's receiving one): empty, oversized, truncated or forged
+    datagrams and noise are dropped, and the media goes on (one empty or oversized datagram
+    used to end the connection)."""
     async with world(daemon_factory, ("teacher", "pupil")) as w:
         for person in w.people.values():
             await person.join()
