@@ -369,3 +369,92 @@ async def test_messenger_pages_carry_the_security_headers(daemon) -> None:  # ty
             assert r.headers["Content-Type"].startswith("text/html")
             assert r.headers["Cache-Control"] == "no-store"
             assert '<script type="module" src="/web/app.js">' in await r.text()
+
+
+async def test_a_chat_made_by_hand_closed_with_its_members(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    """R11 in the browser: a teacher makes a closed chat with a pupil from her class chat;
+    the pupil accepts; the teacher adds another from "Участники"; in the closed chat the
+    pupil may not add anyone (the server's refusal is shown); the teacher withdraws an
+    invite; the pupil leaves the chat."""
+    d = daemon_factory(FAST)
+    anna, vera = d.add_user("Анна", "Классная"), d.add_user("Вера", "Первая")
+    gleb, dina = d.add_user("Глеб", "Второй"), d.add_user("Дина", "Третья")
+    shots = Shots("web-messenger-new-chat")
+    async with Client(d.url, anna.token) as c:
+        room = await c.create_room("7В", invite=[vera.user_id, gleb.user_id, dina.user_id])
+        for who in (vera, gleb, dina):
+            async with Client(d.url, who.token) as other:
+                await other.request("join", room_id=room)
+    async with chromium() as browser:
+        teacher = await signed_in(browser, anna.token)
+        pupil = await signed_in(browser, vera.token)
+        for page in (teacher, pupil):
+            await page.goto(d.url + "/")
+            await expect(page.locator(".chat-list li")).to_have_count(1)
+
+        await teacher.get_by_role("link", name="Новый чат").click()
+        await expect(teacher.get_by_role("heading", name="Новый чат")).to_be_visible()
+        await teacher.get_by_role("button", name="Создать чат").click()
+        await expect(teacher.get_by_role("alert").first).to_have_text("Укажите название чата.")
+        await teacher.get_by_label("Название").fill("Стенгазета")
+        await teacher.get_by_label("Закрытый чат").check()
+        people = teacher.locator(".picker li")
+        await expect(people).to_have_count(3)  # everyone of her class chat but herself
+        await teacher.get_by_label("Найти по имени").fill("вер")
+        await expect(people.locator("visible=true")).to_have_count(1)
+        await teacher.get_by_label("Первая Вера").check()
+        await shots.take(teacher, "new-chat-form")
+        await teacher.get_by_role("button", name="Создать чат").click()
+        await expect(teacher.locator("#chat-title")).to_have_text("Стенгазета")
+        await expect(teacher.locator(".chat-list li")).to_have_count(2)
+
+        # The pupil has the invitation, live, and accepts it.
+        await open_chat(pupil, "Стенгазета")
+        await pupil.get_by_role("button", name="Принять приглашение").click()
+        await expect(pupil.get_by_label("Сообщение", exact=True)).to_be_visible()
+        await expect(pupil.locator(".timeline")).to_contain_text("Вы в чате")
+
+        # The teacher sees her members and adds Глеб from the people she knows.
+        await teacher.get_by_role("button", name="Участники").click()
+        members = teacher.locator(".members li")
+        await expect(members).to_have_count(2)
+        await expect(members.filter(has_text="Вы")).to_contain_text("Владелец")
+        await teacher.get_by_role("button", name="Добавить участников").click()
+        await expect(teacher.locator(".picker li")).to_have_count(2)  # Глеб and Дина
+        await teacher.get_by_label("Второй Глеб").check()
+        await teacher.get_by_role("button", name="Пригласить выбранных").click()
+        await expect(members).to_have_count(3)
+        await expect(members.filter(has_text="Второй Глеб")).to_contain_text("Приглашён")
+        await shots.take(teacher, "members")
+
+        # A closed chat: the pupil may remove nobody and add nobody.
+        await pupil.get_by_role("button", name="Участники").click()
+        await expect(pupil.locator(".members li")).to_have_count(3)
+        await expect(
+            pupil.get_by_role("button", name=re.compile("^Удалить из чата"))
+        ).to_have_count(0)
+        await pupil.get_by_role("button", name="Добавить участников").click()
+        await pupil.get_by_label("Третья Дина").check()
+        await pupil.get_by_role("button", name="Пригласить выбранных").click()
+        await expect(pupil.locator(".members-panel [role=alert]")).to_have_text(
+            "У вас нет прав на это действие."
+        )
+        await shots.take(pupil, "closed-refused")
+
+        # The teacher withdraws Глеб's invitation; the pupil leaves.
+        await teacher.get_by_role("button", name="Удалить из чата: Второй Глеб").click()
+        await expect(members).to_have_count(2)
+        leave = pupil.get_by_role("button", name="Покинуть чат")
+        await leave.click()
+        await pupil.get_by_role("button", name="Точно покинуть? Нажмите ещё раз").click()
+        await expect(pupil.locator(".chat-list li")).to_have_count(1)
+        await expect(pupil).to_have_url(d.url + "/")
+
+    async with Client(d.url, anna.token) as c:
+        state = await c.request("members", room_id=await _room_named(c, "Стенгазета"))
+    assert [m["user_id"] for m in state["members"]] == [anna.user_id]
+
+
+async def _room_named(c: Client, name: str) -> str:
+    rooms = (await c.request("rooms"))["rooms"]
+    return next(r["room_id"] for r in rooms if r["name"] == name)

@@ -10,6 +10,7 @@ import { h, langButton } from "./dom.js";
 import { chooseLang, setLang, t } from "./i18n.js";
 import { joinView, validCode } from "./invite.js";
 import "./app-strings.js";
+import { newChatView } from "./newchat.js";
 import { searchView } from "./search.js";
 import { Session } from "./session.js";
 import { signInSteps } from "./signin.js";
@@ -36,6 +37,7 @@ function route() {
   if (chat) return { name: "chat", roomId: decodeURIComponent(chat[1]) };
   if (hash === "account") return { name: "account" };
   if (hash === "search") return { name: "search" };
+  if (hash === "new") return { name: "new" };
   return { name: "home" };
 }
 
@@ -223,7 +225,21 @@ function renderList() {
   if (!listPane || !state.chats) return;
   const where = route();
   listPane.replaceChildren(
-    h("h2", { id: "list-title", text: t("list.title") }),
+    h(
+      "div",
+      { class: "list-head" },
+      h("h2", { id: "list-title", text: t("list.title") }),
+      h("a", {
+        href: "/#new",
+        class: "button secondary small",
+        "aria-current": where.name === "new" ? "page" : null,
+        text: t("newchat.open"),
+        onclick: (event) => {
+          event.preventDefault();
+          navigate("/#new");
+        },
+      }),
+    ),
     chatList(state.chats, state.people, where.roomId, navigate),
   );
 }
@@ -267,6 +283,14 @@ function render() {
       me: state.me,
       setMe: (me) => (state.me = { ...state.me, ...me }),
       signOut,
+    });
+  } else if (where.name === "new") {
+    newChatView(viewPane, {
+      session: state.session,
+      me: state.me,
+      chats: state.chats,
+      people: state.people,
+      navigate,
     });
   } else if (where.name === "search") {
     searchView(viewPane, { session: state.session, chats: state.chats, people: state.people, navigate });

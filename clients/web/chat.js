@@ -8,6 +8,7 @@ import { blobUrl, download, sizeText, upload } from "./files.js";
 import { currentLang, errorText, t } from "./i18n.js";
 import { kindOf, timeText } from "./chats.js";
 import { invitePanel } from "./invite.js";
+import { membersPanel } from "./members.js";
 
 const PAGE = 30;
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉"];
@@ -88,6 +89,10 @@ export class ChatView {
     try {
       await this.ctx.session.request("join", { room_id: this.roomId });
       await this.ctx.chats.refresh();
+      // Opened anew with nothing kept: the join itself may have come live meanwhile, into
+      // the timeline being replaced.
+      this.events.clear();
+      this.nodes.clear();
       this.open();
     } catch (err) {
       this.status.textContent = errorText(err);
@@ -113,7 +118,7 @@ export class ChatView {
         text: t("chat.call_join"),
       }),
     );
-    this.header.replaceChildren(
+    const parts = [
       h(
         "button",
         {
@@ -129,15 +134,26 @@ export class ChatView {
       room ? h("span", { class: "hint", text: t("list.members", { count: room.members }) }) : null,
       ...calls,
       room?.membership === "join"
-        ? h("button", {
-            type: "button",
-            class: "secondary",
-            text: t("invite.open"),
-            "aria-expanded": this.panel.dataset.open === "invite" ? "true" : "false",
-            onclick: () => this.togglePanel("invite"),
-          })
+        ? [
+            this.panelButton("members", "members.open", () =>
+              membersPanel(this.ctx, this.roomId, () => this.ctx.navigate("/")),
+            ),
+            this.panelButton("invite", "invite.open"),
+          ]
         : null,
-    );
+    ];
+    // replaceChildren would write a null as the text "null".
+    this.header.replaceChildren(...parts.flat().filter(Boolean));
+  }
+
+  panelButton(which, key, make) {
+    return h("button", {
+      type: "button",
+      class: "secondary",
+      text: t(key),
+      "aria-expanded": this.panel.dataset.open === which ? "true" : "false",
+      onclick: () => this.togglePanel(which, make),
+    });
   }
 
   togglePanel(which, make) {
