@@ -375,7 +375,8 @@ async def test_a_chat_made_by_hand_closed_with_its_members(daemon_factory) -> No
     """R11 in the browser: a teacher makes a closed chat with a pupil from her class chat;
     the pupil accepts; the teacher adds another from "Участники"; in the closed chat the
     pupil may not add anyone (the server's refusal is shown); the teacher withdraws an
-    invite; the pupil leaves the chat."""
+    invite; the pupil leaves the chat; someone asks to join by a link that needs approval,
+    and the teacher lets her in."""
     d = daemon_factory(FAST)
     anna, vera = d.add_user("Анна", "Классная"), d.add_user("Вера", "Первая")
     gleb, dina = d.add_user("Глеб", "Второй"), d.add_user("Дина", "Третья")
@@ -450,9 +451,32 @@ async def test_a_chat_made_by_hand_closed_with_its_members(daemon_factory) -> No
         await expect(pupil.locator(".chat-list li")).to_have_count(1)
         await expect(pupil).to_have_url(d.url + "/")
 
+        # A link that needs approval: Дина asks to join, and the teacher's open members
+        # panel shows the request live; she lets her in.
+        await teacher.get_by_role("button", name="Пригласить").click()
+        await teacher.get_by_label("Вступление одобряет администратор").check()
+        await teacher.get_by_role("button", name="Создать ссылку").click()
+        link = await teacher.locator("#invite-url").input_value()
+        await teacher.get_by_role("button", name="Участники").click()
+        await expect(members).to_have_count(1)
+        newcomer = await signed_in(browser, dina.token)
+        await newcomer.goto(link)  # the link's own page, then the messenger's
+        await newcomer.get_by_role("link", name="Присоединиться").click()
+        await newcomer.get_by_role("button", name="Присоединиться").click()
+        await expect(newcomer.get_by_text(re.compile("^Запрос отправлен"))).to_be_visible()
+        accept = teacher.get_by_role("button", name="Принять в чат: Третья Дина")
+        await expect(accept).to_be_visible()
+        await shots.take(teacher, "request-to-join")
+        await accept.click()
+        await expect(members).to_have_count(2)
+        await expect(teacher.get_by_role("heading", name="Заявки на вступление")).to_have_count(0)
+        await newcomer.goto(d.url + "/")
+        await open_chat(newcomer, "Стенгазета")
+        await expect(newcomer.get_by_label("Сообщение", exact=True)).to_be_visible()
+
     async with Client(d.url, anna.token) as c:
         state = await c.request("members", room_id=await _room_named(c, "Стенгазета"))
-    assert [m["user_id"] for m in state["members"]] == [anna.user_id]
+    assert sorted(m["user_id"] for m in state["members"]) == sorted([anna.user_id, dina.user_id])
 
 
 async def _room_named(c: Client, name: str) -> str:

@@ -254,6 +254,10 @@ export class ChatView {
 
   apply(ev) {
     if (ev.type === "call" || ev.type === "name" || ev.type === "member") this.renderHeader();
+    // Someone asked to join, was let in or left: the open members panel shows it at once.
+    if (ev.type === "member" && this.panel?.dataset.open === "members") {
+      this.panel.firstChild?.reload?.();
+    }
     if (ev.type === "member" && ev.state_key === this.ctx.me.user_id) {
       if (ev.content.membership !== "join") this.composer.hidden = true;
     }

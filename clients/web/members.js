@@ -1,6 +1,8 @@
 // A chat's members panel: who is in it and who is invited, with their role (the `members`
-// op); an admin removes those below them (`kick`), members add people they know (`invite`:
-// in a closed chat only admins may, and the server says so), and anyone leaves (`leave`).
+// op); the requests to join made through an invite link that needs approval (`knocks`,
+// shown to those who may invite: accepted or refused); an admin removes those below them
+// (`kick`), members add people they know (`invite`: in a closed chat only admins may, and
+// the server says so), and anyone leaves (`leave`). `element.reload()` reads it all anew.
 
 import { alertBox, h } from "./dom.js";
 import { errorText, t } from "./i18n.js";
@@ -12,9 +14,21 @@ const OWNER = 100;
 export function membersPanel(ctx, roomId, onLeft) {
   const status = alertBox();
   const list = h("ul", { class: "members", "aria-labelledby": "members-title" });
+  const knocks = h("div", { class: "knocks" });
   const adding = h("div", { class: "members-add" });
   const leave = h("button", { type: "button", class: "secondary", text: t("members.leave") });
   let members = [];
+
+  // A button doing `op` to one person: its text is members.KEY, its name members.KEY_label.
+  function actButton(op, userId, name, key, cls = "secondary small") {
+    return h("button", {
+      type: "button",
+      class: cls,
+      text: t(`members.${key}`),
+      "aria-label": t(`members.${key}_label`, { name }),
+      onclick: () => act(op, { user_id: userId }),
+    });
+  }
 
   function role(m) {
     if (m.membership === "invite") return t("members.invited");
@@ -33,28 +47,49 @@ export function membersPanel(ctx, roomId, onLeft) {
           {},
           h("span", { class: "member-name", text: name }),
           role(m) ? h("span", { class: "badge", text: role(m) }) : null,
-          removable
-            ? h("button", {
-                type: "button",
-                class: "secondary small",
-                text: t("members.remove"),
-                "aria-label": t("members.remove_label", { name }),
-                onclick: () => act("kick", { user_id: m.user_id }),
-              })
-            : null,
+          removable ? actButton("kick", m.user_id, name, "remove") : null,
         );
       }),
+    );
+  }
+
+  function renderKnocks(asking) {
+    if (!asking.length) {
+      knocks.replaceChildren();
+      return;
+    }
+    knocks.replaceChildren(
+      h("h3", { id: "knocks-title", text: t("members.knocks") }),
+      h(
+        "ul",
+        { class: "members", "aria-labelledby": "knocks-title" },
+        asking.map((k) => {
+          const name = ctx.people.name(k.user_id);
+          return h(
+            "li",
+            {},
+            h("span", { class: "member-name", text: name }),
+            actButton("accept_knock", k.user_id, name, "accept", "small"),
+            actButton("refuse_knock", k.user_id, name, "refuse"),
+          );
+        }),
+      ),
     );
   }
 
   async function load() {
     try {
       const out = await ctx.session.request("members", { room_id: roomId });
-      await ctx.people.load(out.members.map((m) => m.user_id));
+      // Only those at the chat's invite level may see the requests; for others, none.
+      const asked = await ctx.session
+        .request("knocks", { room_id: roomId })
+        .catch(() => ({ knocks: [] }));
+      await ctx.people.load([...out.members, ...asked.knocks].map((m) => m.user_id));
       members = out.members.sort((a, b) =>
         ctx.people.name(a.user_id).localeCompare(ctx.people.name(b.user_id)),
       );
       render();
+      renderKnocks(asked.knocks);
     } catch (err) {
       status.textContent = errorText(err);
     }
@@ -116,13 +151,16 @@ export function membersPanel(ctx, roomId, onLeft) {
   });
 
   load();
-  return h(
+  const element = h(
     "div",
     { class: "members-panel" },
+    knocks,
     h("h2", { id: "members-title", text: t("members.title") }),
     list,
     adding,
     status,
     leave,
   );
+  element.reload = load;
+  return element;
 }
