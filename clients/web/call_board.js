@@ -9,6 +9,9 @@ import { t } from "./i18n.js";
 const ASPECT = 9 / 16;
 const WIDTH = 0.004; // of the board's width
 const MAX_POINTS = 2000; // calls.whiteboard_max_points (the default)
+// Points sent in one item: 1,000 points are ~19 KB of content, under limits.max_content_bytes
+// (32 KB); 2,000 were not.
+const PIECE_POINTS = 1000;
 const COLORS = [
   ["black", "#1d1f23"],
   ["blue", "#1e88e5"],
@@ -90,17 +93,25 @@ export class CallBoard {
     });
     canvas.addEventListener("pointermove", (event) => {
       if (!this.stroke) return;
-      this.stroke.points.push(this._point(event));
+      // The browser merges moves into one event per frame; the merged ones keep the detail.
+      const moves = event.getCoalescedEvents?.() || [];
+      for (const move of moves.length ? moves : [event]) this.stroke.points.push(this._point(move));
       this.draw();
     });
     const finish = async () => {
       const stroke = this.stroke;
       this.stroke = null;
       if (!stroke) return;
-      stroke.points = thin(stroke.points).map(([x, y]) => [round(x), round(y)]);
-      const out = await this.ctx.request("whiteboard_draw", { item: stroke });
-      if (out && !this.items.some((i) => i.seq === out.seq)) {
-        this.items.push({ seq: out.seq, author: this.ctx.me, item: stroke });
+      const points = thin(stroke.points).map(([x, y]) => [round(x), round(y)]);
+      // In pieces that each fit one event's content (a long stroke whole was refused as
+      // too large, and lost), each starting where the last ended so the line is unbroken.
+      for (let at = 0; at === 0 || at < points.length - 1; at += PIECE_POINTS - 1) {
+        const piece = { ...stroke, points: points.slice(at, at + PIECE_POINTS) };
+        const out = await this.ctx.request("whiteboard_draw", { item: piece });
+        if (!out) break; // refused: the error is shown
+        if (!this.items.some((i) => i.seq === out.seq)) {
+          this.items.push({ seq: out.seq, author: this.ctx.me, item: piece });
+        }
       }
       this.draw();
     };
