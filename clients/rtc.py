@@ -157,7 +157,9 @@ class RtcParticipant:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._observed = False
         self._changed = asyncio.Event()
+        self.rejoins = 0  # calls joined again after the client reconnected
         client.call_listeners.append(self._on_push)
+        client.reconnect_listeners.append(self._on_reconnect)
         self.recv_pc.on("track", self._on_track)
 
     # -- joining and publishing ---------------------------------------------------------------
@@ -172,6 +174,26 @@ class RtcParticipant:
                 RTCSessionDescription(joined["answer"], "answer")
             )
         return joined
+
+    def _on_reconnect(self) -> None:
+        """The server takes a device out of its calls when its connection drops: once the
+        client is back, in again with fresh connections and a fresh offer (as the web call
+        page does)."""
+        if self.joined is not None:
+            self._spawn(self._rejoin())
+
+    async def _rejoin(self) -> None:
+        async with self._lock:
+            old = (self.send_pc, self.recv_pc)
+            self.send_pc = RTCPeerConnection(_config())
+            self.recv_pc = RTCPeerConnection(_config())
+            self.recv_pc.on("track", self._on_track)
+            self.tracks, self.slots, self._observed = {}, {}, False
+        for pc in old:
+            await pc.close()
+        await self.join()
+        self.rejoins += 1
+        self._changed.set()
 
     async def share_screen(self) -> str | None:
         """Add a screen share by renegotiating (``call_publish``); the SFU's answer."""
@@ -342,6 +364,8 @@ class RtcParticipant:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.client.reconnect_listeners.remove(self._on_reconnect)
         await close_media(self.client, self._on_push, self._tasks, (self.send_pc, self.recv_pc))
 
 

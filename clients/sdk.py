@@ -102,6 +102,9 @@ class Client:
         # Called with each ``call`` push's value as it arrives (it is queued as well): the
         # media client (clients/rtc.py) answers media_offer pushes this way.
         self.call_listeners: list[Callable[[dict[str, Any]], None]] = []
+        # Called after each reconnect: the server took this device out of its calls when the
+        # connection dropped (clients.rtc.RtcParticipant joins again from here).
+        self.reconnect_listeners: list[Callable[[], None]] = []
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -202,6 +205,8 @@ class Client:
                     raise ConnectionLost(f"connection closed ({self.close_code})")
                 self._drop_unsafe()
                 await self._reconnect()
+                for listener in list(self.reconnect_listeners):
+                    listener()
         except BaseException as exc:
             self._failure = exc
             self._fail_pending(exc if isinstance(exc, Exception) else ConnectionLost("cancelled"))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.sfu_world import assert_clean, media_stats, producers, world
+from tests.helpers_durability import drop_socket
+from tests.sfu_world import assert_clean, media_stats, producers, until, world
 
 
 async def test_two_participants_see_and_hear_each_other(daemon_factory: Any) -> None:
@@ -65,4 +66,24 @@ async def test_three_participants_each_receive_the_two_others(daemon_factory: An
         first = w.people["teacher"]
         assert first.offers[0]["version"] == 1
         assert len([s for s in first.slots.values() if s]) == 4
+    assert_clean(w.daemon)
+
+
+async def test_a_participant_whose_connection_drops_is_back_in(daemon_factory: Any) -> None:
+    """The server takes a device out of its calls when its websocket drops; the SDK's
+    participant joins again once the client has reconnected, and media flows both ways."""
+    async with world(daemon_factory, ("teacher", "pupil")) as w:
+        teacher, pupil = w.people["teacher"], w.people["pupil"]
+        await teacher.join()
+        await pupil.join()
+        t, p = w.uid("teacher"), w.uid("pupil")
+        await pupil.wait_for(lambda: pupil.decoded(t, "video") > 3)
+        drop_socket(w.clients["pupil"])
+        await until(lambda: pupil.rejoins == 1, what="the pupil to join again")
+        assert w.clients["pupil"].reconnects == 1
+        state = await w.clients["teacher"].call(w.call_id)
+        assert p in {x["user_id"] for x in state["participants"]}
+        audio, video = pupil.received(t, "audio"), teacher.received(p, "video")
+        await pupil.wait_for(lambda: pupil.received(t, "audio") > audio + 20)
+        await teacher.wait_for(lambda: teacher.received(p, "video") > video + 10)
     assert_clean(w.daemon)
