@@ -9,11 +9,12 @@ written and tested against, and the real-browser tests guard what it relies on:
 - ``RTCDtlsTransport._handle_rtp_data`` / ``_handle_rtcp_data``: replaced on the instance (the
   bundled transport of a peer connection) so decrypted RTP and RTCP come to the SFU; RTCP is
   also handed on to aiortc (its senders keep their receiver-report statistics).
-- ``RTCDtlsTransport._tx_srtp`` (its libsrtp session, through pylibsrtp's private
-  ``Session._srtp`` and cffi binding: pylibsrtp is pinned too) and aioice's nominated
-  candidate pair: a synchronous send (protect, then ``sendto`` on the pair's datagram
-  socket) so one incoming packet is forwarded to all its subscribers without a coroutine per
-  copy, with the socket's send buffer bounded.
+- ``RTCDtlsTransport._rx_srtp``/``_tx_srtp`` (its libsrtp sessions, through pylibsrtp's
+  private ``Session._srtp`` and cffi binding: pylibsrtp is pinned too): SRTP decrypted in a
+  buffer of ours as it is read; and with aioice's nominated candidate pair, a synchronous
+  send (protect, then ``sendto`` on the pair's datagram socket) so one incoming packet is
+  forwarded to all its subscribers without a coroutine per copy, with the socket's send
+  buffer bounded.
 - ``RTCRtpSender._run_rtcp``: replaced on the SFU's slot senders by a loop that sends nothing;
   their receive transport sends the slots' sender reports (the publisher's NTP time and the
   rewritten RTP time, so lip-sync holds) in one compound packet instead.
@@ -216,11 +217,12 @@ class Sender:
 
     Runs once per packet per subscriber, so it skips the per-call costs of pylibsrtp's
     ``Session.protect`` and uvloop's ``sendto`` (together about a quarter of forwarding's
-    CPU, py-spy --native): the packet is copied into a buffer of this sender, protected
-    there by libsrtp with the transport's own session, and sent from that buffer with
-    ``socket.sendto`` on a duplicate of the nominated pair's socket (no uvloop address
-    cache, no queue). A full kernel send buffer (``SO_SNDBUF`` set to ``max_buffer``)
-    drops the packet: a peer or network that does not keep up."""
+    CPU, py-spy --native): the packet is in a buffer of this sender (``view``: a consumer
+    writes its copy there, ``send`` copies bytes in), protected there by libsrtp with the
+    transport's own session, and sent from that buffer with ``socket.sendto`` on a
+    duplicate of the nominated pair's socket (no uvloop address cache, no queue). A full
+    kernel send buffer (``SO_SNDBUF`` set to ``max_buffer``) drops the packet: a peer or
+    network that does not keep up."""
 
     __slots__ = (
         "_addr",
