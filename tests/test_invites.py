@@ -144,6 +144,11 @@ async def test_a_closed_chat_leaves_inviting_naming_and_pinning_to_admins(daemon
     await make_link(daemon.url, alice, room)
 
 
+async def summary_closed(client: Any, room: str) -> bool:
+    rooms = (await client.request("rooms"))["rooms"]
+    return bool(next(r for r in rooms if r["room_id"] == room)["closed"])
+
+
 async def test_opening_and_closing_rewrites_the_power_levels(daemon, cast) -> None:  # type: ignore[no-untyped-def]
     alice, bob, carol, dave = cast["alice"], cast["bob"], cast["carol"], cast["dave"]
     room = (await alice.request("create_room", closed=True, invite=[bob.user_id]))["room_id"]
@@ -173,9 +178,12 @@ async def test_opening_and_closing_rewrites_the_power_levels(daemon, cast) -> No
     carols_link = await make_link(daemon.url, carol, room)
     assert (await http(daemon.url, "GET", f"/v1/invites/{carols_link['code']}"))[0] == 200
 
+    # The chat lists say which it is.
+    assert await summary_closed(carol, room) is False
     # Closed again: carol's invite right is gone, and her link with it.
     closed = (await alice.request("set_closed", room_id=room, closed=True))["event"]
     assert closed["content"]["invite"] == 50
+    assert await summary_closed(carol, room) is True
     assert await carol.reject("invite", room_id=room, user_id=cast["dave"].user_id) in (
         "forbidden",
         "membership",

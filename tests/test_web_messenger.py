@@ -376,7 +376,8 @@ async def test_a_chat_made_by_hand_closed_with_its_members(daemon_factory) -> No
     the pupil accepts; the teacher adds another from "Участники"; in the closed chat the
     pupil may not add anyone (the server's refusal is shown); the teacher withdraws an
     invite; the pupil leaves the chat; someone asks to join by a link that needs approval,
-    and the teacher lets her in."""
+    and the teacher lets her in; the owner renames the chat and opens it, and then a member
+    may add people."""
     d = daemon_factory(FAST)
     anna, vera = d.add_user("Анна", "Классная"), d.add_user("Вера", "Первая")
     gleb, dina = d.add_user("Глеб", "Второй"), d.add_user("Дина", "Третья")
@@ -445,6 +446,9 @@ async def test_a_chat_made_by_hand_closed_with_its_members(daemon_factory) -> No
         # The teacher withdraws Глеб's invitation; the pupil leaves.
         await teacher.get_by_role("button", name="Удалить из чата: Второй Глеб").click()
         await expect(members).to_have_count(2)
+        await expect(teacher.locator(".timeline")).to_contain_text(
+            "Второй Глеб: исключение из чата (Вы)"
+        )
         leave = pupil.get_by_role("button", name="Покинуть чат")
         await leave.click()
         await pupil.get_by_role("button", name="Точно покинуть? Нажмите ещё раз").click()
@@ -473,10 +477,32 @@ async def test_a_chat_made_by_hand_closed_with_its_members(daemon_factory) -> No
         await newcomer.goto(d.url + "/")
         await open_chat(newcomer, "Стенгазета")
         await expect(newcomer.get_by_label("Сообщение", exact=True)).to_be_visible()
+        await expect(newcomer.locator(".timeline")).to_contain_text(
+            "Вы: вступление одобрено (Классная Анна)"
+        )
+        await expect(newcomer.get_by_role("heading", name="Настройки чата")).to_have_count(0)
+
+        # The owner renames the chat and opens it: now any member may add people.
+        await teacher.get_by_label("Название").fill("Стенгазета 7В")
+        await teacher.get_by_label("Закрытый чат").uncheck()
+        await teacher.get_by_role("button", name="Сохранить").click()
+        await expect(teacher.locator("#chat-title")).to_have_text("Стенгазета 7В")
+        await expect(teacher.get_by_text("Сохранено.")).to_be_visible()
+        await newcomer.get_by_role("button", name="Участники").click()
+        await newcomer.get_by_role("button", name="Добавить участников").click()
+        await newcomer.get_by_label("Второй Глеб").check()
+        await newcomer.get_by_role("button", name="Пригласить выбранных").click()
+        await expect(newcomer.locator(".members li")).to_have_count(3)
+        await shots.take(teacher, "settings")
 
     async with Client(d.url, anna.token) as c:
-        state = await c.request("members", room_id=await _room_named(c, "Стенгазета"))
-    assert sorted(m["user_id"] for m in state["members"]) == sorted([anna.user_id, dina.user_id])
+        room = await _room_named(c, "Стенгазета 7В")
+        state = await c.request("members", room_id=room)
+        summary = next(r for r in (await c.request("rooms"))["rooms"] if r["room_id"] == room)
+    assert sorted(m["user_id"] for m in state["members"]) == sorted(
+        [anna.user_id, dina.user_id, gleb.user_id]
+    )
+    assert summary["closed"] is False
 
 
 async def _room_named(c: Client, name: str) -> str:

@@ -20,6 +20,18 @@ const SHOWN_MEMBERSHIP = new Set(["join", "leave", "invite", "knock", "ban"]);
 // keys are no user ids: a `call` event's is the call id, which `profiles` would refuse.)
 const peopleOf = (ev) => (ev.type === "member" ? [ev.sender, ev.state_key] : [ev.sender]);
 
+// A membership change in words: who did it when it was someone else (an admin letting in,
+// removing or withdrawing an invitation), and the reason given.
+function memberLine(ev, people) {
+  const { membership, reason } = ev.content;
+  const name = people.name(ev.state_key);
+  const byOther = ev.sender !== ev.state_key;
+  let text = t(`member.${membership}`, { name });
+  if (byOther && membership === "leave") text = t("member.removed", { name, actor: people.name(ev.sender) });
+  if (byOther && membership === "join") text = t("member.admitted", { name, actor: people.name(ev.sender) });
+  return reason ? t("member.reason", { text, reason }) : text;
+}
+
 export class ChatView {
   constructor(ctx, roomId) {
     this.ctx = ctx; // {session, me, chats, people, navigate}
@@ -284,11 +296,7 @@ export class ChatView {
   render(ev) {
     const people = this.ctx.people;
     if (ev.type === "member") {
-      return h("p", {
-        class: "system",
-        "data-event-id": ev.event_id,
-        text: t(`member.${ev.content.membership}`, { name: people.name(ev.state_key) }),
-      });
+      return h("p", { class: "system", "data-event-id": ev.event_id, text: memberLine(ev, people) });
     }
     const mine = ev.sender === this.ctx.me.user_id;
     const node = h("article", {

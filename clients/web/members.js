@@ -2,9 +2,10 @@
 // op); the requests to join made through an invite link that needs approval (`knocks`,
 // shown to those who may invite: accepted or refused); an admin removes those below them
 // (`kick`), members add people they know (`invite`: in a closed chat only admins may, and
-// the server says so), and anyone leaves (`leave`). `element.reload()` reads it all anew.
+// the server says so), and anyone leaves (`leave`). For the admins of a chat made by hand
+// (R11): its name, description and whether it is closed. `element.reload()` reads it anew.
 
-import { alertBox, h } from "./dom.js";
+import { alertBox, field, h } from "./dom.js";
 import { errorText, t } from "./i18n.js";
 import { knownPeople, peoplePicker } from "./people_picker.js";
 
@@ -154,6 +155,7 @@ export function membersPanel(ctx, roomId, onLeft) {
   const element = h(
     "div",
     { class: "members-panel" },
+    settings(ctx, roomId),
     knocks,
     h("h2", { id: "members-title", text: t("members.title") }),
     list,
@@ -163,4 +165,55 @@ export function membersPanel(ctx, roomId, onLeft) {
   );
   element.reload = load;
   return element;
+}
+
+// A hand-made chat's settings, for its admins (the journal names its own chats): name and
+// description (`state`), and, for those who may change power levels, closed or open
+// (`set_closed`).
+function settings(ctx, roomId) {
+  const room = ctx.chats.rooms.get(roomId);
+  if (!room || room.chat || room.power < ADMIN) return null;
+  const status = alertBox();
+  const saved = h("p", { role: "status", class: "hint" });
+  const name = h("input", { type: "text", maxlength: "255", value: room.name || "" });
+  const topic = h("input", { type: "text", maxlength: "1024", value: room.topic || "" });
+  const closed = h("input", { type: "checkbox", checked: room.closed });
+  const form = h(
+    "form",
+    { class: "chat-settings", "aria-labelledby": "settings-title" },
+    h("h2", { id: "settings-title", text: t("settings.title") }),
+    field("settings-name", t("newchat.name"), name),
+    field("settings-topic", t("newchat.topic"), topic),
+    room.power >= OWNER
+      ? h("div", { class: "field" }, h("label", {}, closed, " ", t("newchat.closed")))
+      : null,
+    status,
+    saved,
+    h("button", { type: "submit", class: "secondary", text: t("settings.save") }),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.textContent = saved.textContent = "";
+    const now = ctx.chats.rooms.get(roomId) || room;
+    const title = name.value.trim();
+    if (!title) {
+      status.textContent = t("newchat.name_needed");
+      return;
+    }
+    const writes = [];
+    if (title !== (now.name || "")) writes.push(["state", { type: "name", content: { name: title } }]);
+    const about = topic.value.trim();
+    if (about !== (now.topic || "")) writes.push(["state", { type: "topic", content: { topic: about } }]);
+    if (room.power >= OWNER && closed.checked !== Boolean(now.closed)) {
+      writes.push(["set_closed", { closed: closed.checked }]);
+    }
+    try {
+      for (const [op, fields] of writes) await ctx.session.request(op, { room_id: roomId, ...fields });
+      await ctx.chats.refresh();
+      saved.textContent = t("settings.saved");
+    } catch (err) {
+      status.textContent = errorText(err);
+    }
+  });
+  return form;
 }

@@ -13,6 +13,7 @@ from protocol import frames as f
 from protocol.errors import ErrorCode, ProtocolError
 from sferumd.hub import Frame, Hub
 from sferumd.model import Device
+from sferumd.services.chat_presets import is_closed
 from sferumd.services.rooms import RoomService
 from sferumd.store.base import Store
 
@@ -96,6 +97,7 @@ class Ephemeral:
                     "name": room.name,
                     "topic": room.content("topic").get("topic"),
                     "join_rule": room.join_rule,
+                    "closed": is_closed(room.power),
                     # A journal's chat says what it is (class, parents, colleagues, subject).
                     "chat": room.content("chat") or None,
                     # Calls of the chat one may join now: its "Войти" button (R26).
