@@ -21,14 +21,17 @@ const SHOWN_MEMBERSHIP = new Set(["join", "leave", "invite", "knock", "ban"]);
 const peopleOf = (ev) => (ev.type === "member" ? [ev.sender, ev.state_key] : [ev.sender]);
 
 // A membership change in words: who did it when it was someone else (an admin letting in,
-// removing or withdrawing an invitation), and the reason given.
+// removing or withdrawing an invitation), and the reason given. What the journal's roster
+// does (its account, PROTOCOL.md "Chats the roster makes") reads as the person's own.
 function memberLine(ev, people) {
   const { membership, reason } = ev.content;
   const name = people.name(ev.state_key);
+  if (ev.sender.startsWith("@journal-")) return t(`member.${membership}`, { name });
+  const actor = people.name(ev.sender);
   const byOther = ev.sender !== ev.state_key;
   let text = t(`member.${membership}`, { name });
-  if (byOther && membership === "leave") text = t("member.removed", { name, actor: people.name(ev.sender) });
-  if (byOther && membership === "join") text = t("member.admitted", { name, actor: people.name(ev.sender) });
+  if (byOther && membership === "leave") text = t("member.removed", { name, actor });
+  if (byOther && membership === "join") text = t("member.admitted", { name, actor });
   return reason ? t("member.reason", { text, reason }) : text;
 }
 
