@@ -23,7 +23,9 @@ video frame makes that stream wait for a keyframe, asked for at once); nothing g
 bound. ``close`` finishes the worker and muxes the spool into the WebM file in a thread.
 
 Limits: ``max_bytes`` (spool size) and ``max_duration_ms``: at either the recorder stops
-taking frames and calls ``on_limit`` ("size" or "duration") once, on the event loop.
+taking frames and calls ``on_limit`` ("size" or "duration") once, on the event loop. A
+frame whose media time is past ``max_duration_ms`` is not written either (the first frames
+may arrive late, leaving the media clock ahead of arrival), so the file is never longer.
 Hostile packets (malformed RTP, nonsense payloads) are counted and dropped; ``on_rtp`` never
 raises.
 """
@@ -93,6 +95,7 @@ class RecorderStats:
     unsupported: int = 0  # a codec the recorder does not take
     queue_dropped: int = 0  # frames dropped because the worker was behind
     keyframe_waits: int = 0  # video frames dropped waiting for a keyframe after such a drop
+    beyond_limit: int = 0  # frames whose media time is past max_duration_ms: not written
     spool_full: bool = False  # set by the worker thread at max_bytes
     errors: int = 0  # packets (loop) or frames (worker) that hit an unexpected failure
     frames: dict[str, int] = field(default_factory=dict)  # frames queued, per output
@@ -265,6 +268,11 @@ class Recorder:
     def _take(self, source: _Source, frame: Frame, now_ms: int) -> None:
         pid = source.info.producer_id
         pts = self._pts(source, frame)
+        if pts * 1000 >= self.max_duration_ms * source.rate:
+            # Past the limit in media time: frames that came late in a burst leave the media
+            # clock ahead of arrival, and the file must never run longer than the limit.
+            self.stats.beyond_limit += 1
+            return
         if source.output == AUDIO:
             self._put((AUDIO, pid, pts, True, frame.data))
             return

@@ -394,6 +394,22 @@ def test_limits_stop_the_recording_once(tmp_path: Path) -> None:
     assert 0 < len(kept) < 90 and kept == camera.frames[: len(kept)]
 
 
+def test_the_duration_limit_holds_in_media_time(tmp_path: Path) -> None:
+    """The limit counts from the first packet's arrival; when the first frames come late in
+    a burst (a stall on a busy machine), the media clock runs ahead of arrival. Frames past
+    the limit in media time are not written: the file is never longer than the limit."""
+    camera = Camera(video_info("@t"))
+    start = 1_000_000
+    stalled = [
+        (camera.info, packet, start + max(i * 1000 // FPS, 300))
+        for i in range(60)
+        for packet in camera.frame(i)
+    ]
+    result = run(Recorder(tmp_path / "d.webm", max_duration_ms=1000), stalled)
+    assert 900 <= result.duration_ms <= 1000 + 1000 // FPS
+    assert decode(result.path).duration_s <= 1.0 + 1 / FPS
+
+
 def test_a_full_queue_drops_frames_and_the_video_waits_for_a_keyframe(tmp_path: Path) -> None:
     """The worker thread is held up: frames beyond ``queue_frames`` are dropped and counted
     (nothing grows), the video asks for a keyframe and resumes at it, so every frame written
