@@ -142,8 +142,7 @@ class RtcParticipant:
         self.want = {"audio": audio, "video": video, "screen": screen}
         self.loud = loud
         self.answer_offers = answer_offers
-        self.send_pc = RTCPeerConnection(_config())
-        self.recv_pc = RTCPeerConnection(_config())
+        self.send_pc, self.recv_pc = self._connections()
         self.tracks: dict[str, str] = {}  # mid -> audio | video | screen (what we send)
         self.slots: dict[str, dict[str, str] | None] = {}  # mid -> who feeds it now
         self.packets: Counter[tuple[str, str]] = Counter()  # (user_id, kind) -> RTP packets
@@ -160,7 +159,12 @@ class RtcParticipant:
         self.rejoins = 0  # calls joined again after the client reconnected
         client.call_listeners.append(self._on_push)
         client.reconnect_listeners.append(self._on_reconnect)
-        self.recv_pc.on("track", self._on_track)
+
+    def _connections(self) -> tuple[RTCPeerConnection, RTCPeerConnection]:
+        """A fresh pair: the one this participant sends on, and the one it receives on."""
+        recv_pc = RTCPeerConnection(_config())
+        recv_pc.on("track", self._on_track)
+        return RTCPeerConnection(_config()), recv_pc
 
     # -- joining and publishing ---------------------------------------------------------------
 
@@ -185,9 +189,7 @@ class RtcParticipant:
     async def _rejoin(self) -> None:
         async with self._lock:
             old = (self.send_pc, self.recv_pc)
-            self.send_pc = RTCPeerConnection(_config())
-            self.recv_pc = RTCPeerConnection(_config())
-            self.recv_pc.on("track", self._on_track)
+            self.send_pc, self.recv_pc = self._connections()
             self.tracks, self.slots, self._observed = {}, {}, False
         for pc in old:
             await pc.close()

@@ -212,7 +212,30 @@ _protect_rtcp = srtp_lib.srtp_protect_rtcp
 _unprotect = srtp_lib.srtp_unprotect
 
 
-class Sender:
+class InPlace:
+    """A buffer of ours where libsrtp protects or unprotects one packet at a time, with the
+    pylibsrtp session it last used and that session's ``srtp_t`` (looked up on a change)."""
+
+    __slots__ = ("_buffer", "_context", "_length", "_session", "view")
+
+    def __init__(self, size: int):
+        self._buffer = srtp_ffi.new("char[]", size)
+        self.view = memoryview(srtp_ffi.buffer(self._buffer))
+        self._length = srtp_ffi.new("int *")
+        self._session: Any = None
+        self._context: Any = None
+
+    def _apply(self, func: Callable[[Any, Any, Any], int], session: Any, size: int) -> int:
+        """libsrtp's ``func`` on the first ``size`` bytes of ``view`` with ``session``'s
+        context: the packet's new length, or -1 when libsrtp refused it."""
+        if session is not self._session:
+            self._session, self._context = session, srtp_context(session)
+        length = self._length
+        length[0] = size
+        return -1 if func(self._context, self._buffer, length) else int(length[0])
+
+
+class Sender(InPlace):
     """A synchronous, bounded way to send (S)RTP(C) on a connected DTLS transport.
 
     Runs once per packet per subscriber, so it skips the per-call costs of pylibsrtp's
@@ -224,22 +247,10 @@ class Sender:
     kernel send buffer (``SO_SNDBUF`` set to ``max_buffer``) drops the packet: a peer or
     network that does not keep up."""
 
-    __slots__ = (
-        "_addr",
-        "_buffer",
-        "_context",
-        "_length",
-        "_nominated",
-        "_pair",
-        "_session",
-        "_sock",
-        "max_buffer",
-        "room",
-        "transport",
-        "view",
-    )
+    __slots__ = ("_addr", "_nominated", "_pair", "_sock", "max_buffer", "room", "transport")
 
     def __init__(self, transport: RTCDtlsTransport, max_buffer: int):
+        super().__init__(SRTP_ROOM + _SRTP_TRAILER)  # ``view``: a packet is written here
         self.transport = transport
         self.max_buffer = max_buffer
         # aioice keeps (and clears, never replaces) this dict for the connection's life.
@@ -247,12 +258,7 @@ class Sender:
         self._pair: Any = None
         self._sock: socket.socket | None = None
         self._addr: tuple[str, int] = ("", 0)
-        self._buffer = srtp_ffi.new("char[]", SRTP_ROOM + _SRTP_TRAILER)
-        self.view = memoryview(srtp_ffi.buffer(self._buffer))  # a packet is written here
         self.room = SRTP_ROOM
-        self._length = srtp_ffi.new("int *")
-        self._session: Any = None  # the transport's pylibsrtp Session, and its srtp_t
-        self._context: Any = None
 
     def send(self, data: bytes, rtcp: bool = False) -> int:
         """1: sent; 0: not connected (yet or any more); -1: dropped (the socket's send
@@ -275,14 +281,11 @@ class Sender:
             return 0
         if pair is not self._pair and not self._use(pair):
             return 0
-        if srtp is not self._session:
-            self._session, self._context = srtp, srtp_context(srtp)
-        length = self._length
-        length[0] = size
-        if (_protect_rtcp if rtcp else _protect)(self._context, self._buffer, length):
+        protected = self._apply(_protect_rtcp if rtcp else _protect, srtp, size)
+        if protected < 0:
             return -1  # libsrtp refused (cannot happen with aiortc's policy; never sent)
         try:
-            self._sock.sendto(self.view[: length[0]], self._addr)  # type: ignore[union-attr]
+            self._sock.sendto(self.view[:protected], self._addr)  # type: ignore[union-attr]
         except BlockingIOError:
             return -1
         except OSError:
@@ -318,18 +321,14 @@ class Sender:
             self._sock, self._pair = None, None
 
 
-class Unprotector:
+class Unprotector(InPlace):
     """Decrypts SRTP with a transport's libsrtp session in a buffer of its own (per packet:
     pylibsrtp's ``Session.unprotect`` allocates and checks on every call)."""
 
-    __slots__ = ("_buffer", "_context", "_length", "_session", "_view")
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._buffer = srtp_ffi.new("char[]", SRTP_ROOM)
-        self._view = memoryview(srtp_ffi.buffer(self._buffer))
-        self._length = srtp_ffi.new("int *")
-        self._session: Any = None
-        self._context: Any = None
+        super().__init__(SRTP_ROOM)
 
     def unprotect(self, session: pylibsrtp.Session, data: bytes) -> bytes | None:
         """The clear packet, or None: refused by libsrtp (its tag, its replay window) or
@@ -337,14 +336,9 @@ class Unprotector:
         size = len(data)
         if size > SRTP_ROOM:
             return None
-        if session is not self._session:
-            self._session, self._context = session, srtp_context(session)
-        self._view[:size] = data
-        length = self._length
-        length[0] = size
-        if _unprotect(self._context, self._buffer, length):
-            return None
-        return bytes(self._view[: length[0]])
+        self.view[:size] = data
+        clear = self._apply(_unprotect, session, size)
+        return None if clear < 0 else bytes(self.view[:clear])
 
 
 def quiet_rtcp(sender: RTCRtpSender) -> None:

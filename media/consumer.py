@@ -169,27 +169,23 @@ class Consumer:
         mapped = self.mapper.map(view.sequence, view.timestamp, arrival_ms, clock_rate)
         if mapped is None:
             return
+        if vp8 is None or parts is None:
+            self._send(out, pt, mapped[0], mapped[1], level, out.payload)
+            return
         output = self.output
         buf = output.view
         at = rtp.stamp_into(buf, out, pt, mapped[0], mapped[1], self.ssrc, self._block_for(level))
-        if vp8 is None or parts is None:
-            payload = out.payload
-            end = at + len(payload)
-            if end > output.room:
-                self.dropped += 1
-                return
-            buf[at:end] = payload
-        else:
-            if at + len(parts.tail) + MAX_HEAD > output.room:
-                self.dropped += 1
-                return
-            end = vp8.write_split(buf, at, parts)
+        if at + len(parts.tail) + MAX_HEAD > output.room:
+            self.dropped += 1
+            return
+        end = vp8.write_split(buf, at, parts)
         self._sent(output.send_written(end), end)
 
     def _send(
         self, out: rtp.Outgoing, pt: int, seq: int, ts: int, level: bytes | None, payload: bytes
     ) -> None:
-        """A copy whose payload is ready (a retransmission)."""
+        """A copy whose payload is ready (audio, a payload with nothing to rewrite, a
+        retransmission)."""
         output = self.output
         buf = output.view
         at = rtp.stamp_into(buf, out, pt, seq, ts, self.ssrc, self._block_for(level))
